@@ -1,0 +1,90 @@
+// GGUF reader (versions 2 and 3), memory-mapped. Every offset, size and count is checked
+// against the file; a malformed file gives ls::Error naming the problem and the byte offset.
+// Layout: docs/MODELS.md §1.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "model/ggml_type.h"
+
+namespace ls {
+
+// A metadata value. Arrays hold their elements as values (nested arrays allowed).
+struct GgufValue {
+  enum class Type : std::uint32_t {
+    U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, Bool = 7, String = 8,
+    Array = 9, U64 = 10, I64 = 11, F64 = 12,
+  };
+  Type type = Type::U8;
+  std::variant<std::uint64_t, std::int64_t, double, bool, std::string, std::vector<GgufValue>> value;
+
+  // Conversions; throw ls::Error naming `key` when the stored type does not convert.
+  std::int64_t as_int(std::string_view key = {}) const;     // any integer type, range-checked
+  double as_float(std::string_view key = {}) const;          // any integer or float type
+  bool as_bool(std::string_view key = {}) const;
+  const std::string& as_string(std::string_view key = {}) const;
+  const std::vector<GgufValue>& as_array(std::string_view key = {}) const;
+  std::string to_string(std::size_t max_items = 8) const;    // for `longsparse info`
+};
+
+struct GgufTensor {
+  std::string name;
+  std::vector<std::int64_t> dims;  // dims[0] (ne0) varies fastest: the row length
+  GgmlType type = GgmlType::F32;
+  std::uint64_t offset = 0;        // relative to the data section
+  std::uint64_t bytes = 0;
+  const std::uint8_t* data = nullptr;  // into the mapping
+
+  std::int64_t elements() const;
+  std::int64_t rows() const;        // product of dims[1..]
+  std::int64_t row_bytes() const;
+};
+
+class GgufFile {
+ public:
+  // Maps and parses the file; throws ls::Error on any inconsistency.
+  static std::unique_ptr<GgufFile> open(const std::string& path);
+  // Parses an in-memory image (used by tests and the fuzz target); `data` must outlive this.
+  static std::unique_ptr<GgufFile> parse(const std::uint8_t* data, std::size_t size,
+                                         std::string source = "<memory>");
+  ~GgufFile();
+  GgufFile(const GgufFile&) = delete;
+  GgufFile& operator=(const GgufFile&) = delete;
+
+  std::uint32_t version() const { return version_; }
+  std::uint64_t alignment() const { return alignment_; }
+  const std::string& path() const { return source_; }
+  std::size_t file_size() const { return size_; }
+
+  const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return metadata_; }
+  const GgufValue* find(std::string_view key) const;  // nullptr when absent
+  const GgufValue& get(std::string_view key) const;   // throws naming the missing key
+  // Typed getters with a default for absent keys.
+  std::int64_t get_int(std::string_view key, std::int64_t fallback) const;
+  double get_float(std::string_view key, double fallback) const;
+  std::string get_string(std::string_view key, std::string fallback) const;
+
+  const std::vector<GgufTensor>& tensors() const { return tensors_; }
+  const GgufTensor* find_tensor(std::string_view name) const;  // nullptr when absent
+  const GgufTensor& tensor(std::string_view name) const;       // throws naming the tensor
+
+ private:
+  GgufFile() = default;
+  void parse_all();
+
+  std::string source_;
+  const std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+  void* mapping_ = nullptr;  // non-null when we own an mmap
+  std::uint32_t version_ = 0;
+  std::uint64_t alignment_ = 32;
+  std::vector<std::pair<std::string, GgufValue>> metadata_;
+  std::vector<GgufTensor> tensors_;
+};
+
+}  // namespace ls
