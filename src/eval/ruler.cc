@@ -144,7 +144,21 @@ FitResult generate_niah(const GenerationRequest& req, const PromptFormatter& for
     std::vector<double> recorded_depths;
     if (cfg.haystack == NiahConfig::Haystack::essay) {
       std::vector<std::int64_t> cuts{0};
-      for (double d : depths) cuts.push_back(static_cast<std::int64_t>(double(n) * (d / 100.0)));
+      if (req.depth) {
+        // A depth grid means a position in the text: cut at the sentence boundary where the
+        // given share of the haystack's characters (≈ tokens) lies before the needle.
+        std::vector<double> ends;  // cumulative characters after each sentence
+        double chars = 0;
+        for (std::int64_t i = 0; i < n; ++i)
+          ends.push_back(chars += double(res.essay->at(static_cast<std::size_t>((essay_start + i) % std::int64_t(res.essay->size()))).size() + 1));
+        const double wanted = chars * (*req.depth / 100.0);
+        std::int64_t cut = 0;
+        while (cut < n && ends[static_cast<std::size_t>(cut)] <= wanted) ++cut;
+        if (cut < n && cut > 0 && wanted - ends[cut - 1] > ends[cut] - wanted) ++cut;  // nearer boundary
+        cuts.push_back(cut);
+      } else {
+        for (double d : depths) cuts.push_back(static_cast<std::int64_t>(double(n) * (d / 100.0)));
+      }
       cuts.push_back(n);
       std::vector<std::string> parts;
       for (std::size_t i = 1; i < cuts.size(); ++i) {
