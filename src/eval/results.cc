@@ -2,6 +2,7 @@
 #include "eval/results.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "core/error.h"
@@ -114,16 +115,21 @@ std::vector<ResultRecord> read_results(const std::string& path) {
   return records;
 }
 
+void repair_results_tail(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return;
+  std::ifstream in(path, std::ios::binary);
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (content.empty() || content.back() == '\n') return;
+  const std::size_t keep = content.rfind('\n') == std::string::npos ? 0 : content.rfind('\n') + 1;
+  std::filesystem::resize_file(path, keep, ec);
+  LS_CHECK(!ec, "cannot repair the interrupted last line of '{}': {}", path, ec.message());
+}
+
 void append_result(const std::string& path, const ResultRecord& record) {
-  // An interrupted earlier run may have left a line without its newline: start a fresh line.
-  bool needs_newline = false;
-  if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
-    if (std::fseek(f, -1, SEEK_END) == 0) needs_newline = std::fgetc(f) != '\n';
-    std::fclose(f);
-  }
   std::FILE* f = std::fopen(path.c_str(), "ab");
   LS_CHECK(f, "cannot write results file '{}'", path);
-  std::string line = (needs_newline ? "\n" : "") + to_json(record).dump() + "\n";
+  const std::string line = to_json(record).dump() + "\n";
   bool ok = std::fwrite(line.data(), 1, line.size(), f) == line.size();
   ok &= std::fflush(f) == 0;
   std::fclose(f);

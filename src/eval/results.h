@@ -40,6 +40,10 @@ ResultRecord result_from_json(const nlohmann::json& j, const std::string& where)
 // is ignored (with a warning on stderr); any other malformed line is an error.
 std::vector<ResultRecord> read_results(const std::string& path);
 
+// Drops a last line left without its newline by an interrupted run, so appending continues
+// on a clean line.
+void repair_results_tail(const std::string& path);
+
 // Appends one line and flushes, so an interrupted run loses at most the sample in progress.
 void append_result(const std::string& path, const ResultRecord& record);
 

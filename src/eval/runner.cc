@@ -52,6 +52,7 @@ EvalStats run_eval(const std::vector<TaskSample>& samples, Generator& generator,
   std::map<std::string, ResultRecord> done;  // id -> earlier result of this method
   for (auto& r : read_results(options.out_path))
     if (r.method == method) done[r.id] = std::move(r);
+  repair_results_tail(options.out_path);
   EvalStats stats;
   std::int64_t todo = 0;
   for (const auto& s : samples) todo += !done.count(s.id);
