@@ -205,7 +205,7 @@ ReportOutput write_report(const std::vector<ResultRecord>& records, const std::s
     LineChart chart;
     chart.title = "Prefill attention speed-up vs dense";
     chart.x_label = "length (tokens)";
-    chart.y_label = "speed-up (dense attention ms / method attention ms)";
+    chart.y_label = "speed-up vs dense (attention time)";
     chart.log2_x = true;
     chart.reference_y = 1.0;
     chart.y_min = 0;
