@@ -50,6 +50,8 @@ constexpr int kRows = 6;  // 24 accumulators + 4 key vectors + 1 broadcast of 32
 #else
 constexpr int kRows = 2;  // 16 registers
 #endif
+// Slots for per-row values of a chunk, rounded up to whole vectors.
+constexpr int kAlphaSlots = (kRows + kLanes - 1) / kLanes * kLanes;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -80,7 +82,7 @@ struct Scratch {
   Buffer<std::int32_t> lo;  // [rows] first visible key
   Buffer<std::int32_t> hi;  // [rows] last visible key (the query's position)
   Buffer<float> p;          // [kRows][kTile] probabilities of one row chunk
-  Buffer<float> alpha;      // [kRows] rescale factors of one row chunk
+  Buffer<float> alpha;      // [kAlphaSlots] rescale factors of one row chunk
   Buffer<float> kt;         // [dim][kTile] gathered keys, transposed
   Buffer<float> vt;         // [kTile][dim] gathered values
   Buffer<std::int32_t> key; // [kTile] key index per lane, INT32_MAX for padding
@@ -93,7 +95,7 @@ struct Scratch {
     lo.ensure(rows);
     hi.ensure(rows);
     p.ensure(kRows * kTile);
-    alpha.ensure(kRows);
+    alpha.ensure(kAlphaSlots);
     kt.ensure(std::size_t(dim) * kTile);
     vt.ensure(std::size_t(dim) * kTile);
     key.ensure(kTile);
@@ -163,9 +165,12 @@ class TileRunner {
       }
     }
 
-    // 2–3. Mask and online softmax.
+    // 2–3. Mask and online softmax. The rescale factors of all R rows go through one
+    // vector exp2.
     float* p = sc_.p.data();
     float* alpha = sc_.alpha.data();
+    alignas(64) float shift[kAlphaSlots] = {};  // old max − new max per row (0: keep)
+    float row_max[R];
     for (int r = 0; r < R; ++r) {
       const std::int64_t row = r0 + r;
       if (masked) {
@@ -178,24 +183,23 @@ class TileRunner {
         }
       }
       const VF top = hn::Max(hn::Max(s[r][0], s[r][1]), hn::Max(s[r][2], s[r][3]));
-      const float tile_max = hn::GetLane(hn::MaxOfLanes(df, top));
       const float old_max = sc_.max[row];
-      const float new_max = std::max(old_max, tile_max);
-      if (new_max == kNegInf) {  // the row has seen no key yet
-        alpha[r] = 1.0f;
-        for (int j = 0; j < kVecs; ++j) hn::Store(hn::Zero(df), df, p + r * kTile + j * kLanes);
-        continue;
-      }
-      alpha[r] = std::exp2(old_max - new_max);  // 0 when old_max is -inf
+      const float new_max = std::max(old_max, hn::GetLane(hn::MaxOfLanes(df, top)));
+      // A row that has seen no key yet keeps max -inf; its exponentials below are 0.
+      row_max[r] = new_max == kNegInf ? 0.0f : new_max;
+      shift[r] = new_max == kNegInf ? 0.0f : old_max - new_max;  // -inf on the first key: α = 0
       sc_.max[row] = new_max;
-      const VF m = hn::Set(df, new_max);
+    }
+    for (int r = 0; r < R; r += kLanes) hn::Store(Exp2(df, hn::Load(df, shift + r)), df, alpha + r);
+    for (int r = 0; r < R; ++r) {
+      const VF m = hn::Set(df, row_max[r]);
       VF sum = hn::Zero(df);
       for (int j = 0; j < kVecs; ++j) {
         const VF e = Exp2(df, hn::Sub(s[r][j], m));
         hn::Store(e, df, p + r * kTile + j * kLanes);
         sum = hn::Add(sum, e);
       }
-      float* sums = sc_.sums.data() + row * kLanes;
+      float* sums = sc_.sums.data() + (r0 + r) * kLanes;
       hn::Store(hn::MulAdd(hn::Load(df, sums), hn::Set(df, alpha[r]), sum), df, sums);
     }
 
