@@ -5,8 +5,8 @@
 // one source serves the fast path and the portable fallback.
 //
 // Per work item the engine keeps, in per-thread scratch,
-//   Q [rows][dim] pre-scaled by softmax_scale·log2(e) (so the softmax runs on exp2),
-//   O [rows][dim] unnormalised outputs, m [rows] running maxima, and
+//   pointers to the Q rows (read in place; the softmax scale·log2(e) is folded into the
+//   exp2 argument with one FMA), O [rows][dim] unnormalised outputs, m [rows] running maxima, and
 //   L [rows][lanes] running sums kept per lane (reduced once at the end),
 // and walks the key tiles once. A tile (key_tile() keys, K transposed: [dim][keys]) is
 // applied to chunks of kRows rows:
@@ -75,7 +75,7 @@ HWY_INLINE VF Exp2(DF df, VF x) {
 
 // Per-thread scratch; grows to the largest work item seen and is then reused.
 struct Scratch {
-  Buffer<float> q;          // [rows][dim] scaled queries
+  Buffer<const float*> q;   // [rows] query rows in the input
   Buffer<float> o;          // [rows][dim] unnormalised outputs
   Buffer<float> sums;       // [rows][kLanes] running softmax sums per lane
   Buffer<float> max;        // [rows] running maxima (log2 domain)
@@ -88,7 +88,7 @@ struct Scratch {
   Buffer<std::int32_t> key; // [kTile] key index per lane, INT32_MAX for padding
 
   void ensure(std::int64_t rows, int dim) {
-    q.ensure(rows * dim);
+    q.ensure(rows);
     o.ensure(rows * dim);
     sums.ensure(rows * kLanes);
     max.ensure(rows);
@@ -110,7 +110,8 @@ Scratch& thread_scratch() {
 // The rows of one work item against one key tile at a time.
 class TileRunner {
  public:
-  TileRunner(Scratch& sc, std::int64_t rows, int dim) : sc_(sc), rows_(rows), dim_(dim) {}
+  TileRunner(Scratch& sc, std::int64_t rows, int dim, float scale)
+      : sc_(sc), rows_(rows), dim_(dim), scale_(scale) {}
 
   // kt: [dim][kTile] transposed keys; lane j's value row is v + j * v_stride; lanes outside
   // [j0, j1) hold no key. sc_.key holds each lane's key index. `full`: every lane holds a
@@ -150,19 +151,28 @@ class TileRunner {
     if (kmin > hi_max || kmax < lo_min) return;  // no row of the chunk sees this tile
     const bool masked = !full || kmax > hi_min || kmin < lo_max;
 
-    // 1. S = Q·Kᵀ.
+    // Keys beyond the chunk's last position or before its first visible key need no work:
+    // on diagonal tiles that trims the score vectors and the P·V loop. Lanes in [j0, j1) hold
+    // ascending keys.
+    int vec_end = kVecs, pv_begin = j0, pv_end = j1;
+    if (masked) {
+      const std::int32_t* key = sc_.key.data();
+      pv_end = int(std::upper_bound(key + j0, key + j1, hi_max) - key);
+      pv_begin = int(std::lower_bound(key + j0, key + pv_end, lo_min) - key);
+      if (pv_begin >= pv_end) return;
+      vec_end = (pv_end + kLanes - 1) / kLanes;
+    }
+
+    // 1. S = Q·Kᵀ (raw dot products; the scale is folded into the exponent below).
     VF s[R][kVecs];
     for (int r = 0; r < R; ++r)
       for (int j = 0; j < kVecs; ++j) s[r][j] = hn::Zero(df);
-    const float* q = sc_.q.data() + r0 * dim_;
-    for (int c = 0; c < dim_; ++c) {
-      const float* kc = kt + std::int64_t(c) * kTile;
-      VF k[kVecs];
-      for (int j = 0; j < kVecs; ++j) k[j] = hn::Load(df, kc + j * kLanes);
-      for (int r = 0; r < R; ++r) {
-        const VF qv = hn::Set(df, q[r * dim_ + c]);
-        for (int j = 0; j < kVecs; ++j) s[r][j] = hn::MulAdd(qv, k[j], s[r][j]);
-      }
+    const float* const* q = sc_.q.data() + r0;
+    switch (vec_end) {
+      case 1: scores<R, 1>(s, q, kt); break;
+      case 2: scores<R, 2>(s, q, kt); break;
+      case 3: scores<R, 3>(s, q, kt); break;
+      default: scores<R, kVecs>(s, q, kt); break;
     }
 
     // 2–3. Mask and online softmax. The rescale factors of all R rows go through one
@@ -184,18 +194,19 @@ class TileRunner {
       }
       const VF top = hn::Max(hn::Max(s[r][0], s[r][1]), hn::Max(s[r][2], s[r][3]));
       const float old_max = sc_.max[row];
-      const float new_max = std::max(old_max, hn::GetLane(hn::MaxOfLanes(df, top)));
+      const float new_max = std::max(old_max, hn::GetLane(hn::MaxOfLanes(df, top)) * scale_);
       // A row that has seen no key yet keeps max -inf; its exponentials below are 0.
       row_max[r] = new_max == kNegInf ? 0.0f : new_max;
       shift[r] = new_max == kNegInf ? 0.0f : old_max - new_max;  // -inf on the first key: α = 0
       sc_.max[row] = new_max;
     }
     for (int r = 0; r < R; r += kLanes) hn::Store(Exp2(df, hn::Load(df, shift + r)), df, alpha + r);
+    const VF scale = hn::Set(df, scale_);
     for (int r = 0; r < R; ++r) {
       const VF m = hn::Set(df, row_max[r]);
       VF sum = hn::Zero(df);
       for (int j = 0; j < kVecs; ++j) {
-        const VF e = Exp2(df, hn::Sub(s[r][j], m));
+        const VF e = Exp2(df, hn::MulSub(s[r][j], scale, m));
         hn::Store(e, df, p + r * kTile + j * kLanes);
         sum = hn::Add(sum, e);
       }
@@ -205,8 +216,24 @@ class TileRunner {
 
     // 4. O = α·O + P·V.
     int c0 = 0;
-    for (; c0 + kVecs * kLanes <= dim_; c0 += kVecs * kLanes) accumulate<R, kVecs>(r0, c0, v, v_stride, j0, j1);
-    for (; c0 < dim_; c0 += kLanes) accumulate<R, 1>(r0, c0, v, v_stride, j0, j1);
+    for (; c0 + kVecs * kLanes <= dim_; c0 += kVecs * kLanes)
+      accumulate<R, kVecs>(r0, c0, v, v_stride, pv_begin, pv_end);
+    for (; c0 < dim_; c0 += kLanes) accumulate<R, 1>(r0, c0, v, v_stride, pv_begin, pv_end);
+  }
+
+  // s[r][0..NK) += q_r · K tile, the loop over dim broadcasting one q value per row.
+  template <int R, int NK>
+  HWY_INLINE void scores(VF (&s)[R][kVecs], const float* const* q, const float* kt) {
+    const DF df;
+    for (int c = 0; c < dim_; ++c) {
+      const float* kc = kt + std::int64_t(c) * kTile;
+      VF k[NK];
+      for (int j = 0; j < NK; ++j) k[j] = hn::Load(df, kc + j * kLanes);
+      for (int r = 0; r < R; ++r) {
+        const VF qv = hn::Set(df, q[r][c]);
+        for (int j = 0; j < NK; ++j) s[r][j] = hn::MulAdd(qv, k[j], s[r][j]);
+      }
+    }
   }
 
   template <int R, int NV>
@@ -235,6 +262,7 @@ class TileRunner {
   Scratch& sc_;
   std::int64_t rows_;
   int dim_;
+  float scale_;  // softmax scale · log2(e): scores live in the log2 domain
 };
 
 }  // namespace
@@ -247,11 +275,20 @@ PackedKeys::PackedKeys(const AttnInput& in) {
   const AttnShape& s = in.shape;
   tiles_ = (s.n_k + kTile - 1) / kTile;
   tile_floats_ = std::int64_t(s.dim) * kTile;
-  data_.reset(std::size_t(s.kv_heads) * tiles_ * tile_floats_);
+  thread_local Buffer<float> reused;
+  thread_local bool reused_taken = false;
+  if (!reused_taken) {
+    reused_taken = true;
+    taken_ = &reused_taken;
+    data_ = &reused;
+  } else {
+    data_ = &own_;
+  }
+  data_->ensure(std::size_t(s.kv_heads) * tiles_ * tile_floats_);
   parallel_for(std::int64_t(s.kv_heads) * tiles_, [&](std::int64_t item) {
     const int g = int(item / tiles_);
     const std::int64_t t = item % tiles_;
-    float* dst = data_.data() + item * tile_floats_;  // [dim][kTile]
+    float* dst = data_->data() + item * tile_floats_;  // [dim][kTile]
     for (int j = 0; j < kTile; ++j) {
       const std::int64_t key = t * kTile + j;
       if (key < s.n_k) {
@@ -262,6 +299,10 @@ PackedKeys::PackedKeys(const AttnInput& in) {
       }
     }
   }, 8);
+}
+
+PackedKeys::~PackedKeys() {
+  if (taken_) *taken_ = false;
 }
 
 void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, int head_count,
@@ -276,7 +317,6 @@ void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, in
   sc.ensure(rows, dim);
 
   // Rows are head-major: row = head offset * block + query offset.
-  const float qscale = s.softmax_scale() * kLog2e;
   std::int64_t min_lo = s.n_k, max_hi = -1;
   for (std::int64_t r = 0; r < rows; ++r) {
     const int h = first_head + int(r / block);
@@ -286,15 +326,13 @@ void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, in
     sc.hi[r] = std::int32_t(pos);
     min_lo = std::min<std::int64_t>(min_lo, sc.lo[r]);
     max_hi = std::max(max_hi, pos);
-    const float* q = in.q_row(h, i);
-    float* qs = sc.q.data() + r * dim;
-    for (int c = 0; c < dim; ++c) qs[c] = q[c] * qscale;
+    sc.q[r] = in.q_row(h, i);
   }
   std::fill_n(sc.o.data(), rows * dim, 0.0f);
   std::fill_n(sc.sums.data(), rows * kLanes, 0.0f);
   std::fill_n(sc.max.data(), rows, kNegInf);
 
-  TileRunner runner(sc, rows, dim);
+  TileRunner runner(sc, rows, dim, s.softmax_scale() * kLog2e);
   std::int32_t* lane_key = sc.key.data();
 
   // Contiguous keys: the packed tiles in place, V rows read from the input.

@@ -19,20 +19,26 @@ int key_tile();
 const char* simd_target();
 
 // K of every KV head packed tile by tile and transposed so the SIMD dimension runs over keys:
-// [kv_heads][tiles][dim][key_tile()], zero beyond n_k. O(n·d), built once per call.
+// [kv_heads][tiles][dim][key_tile()], zero beyond n_k. O(n·d), built once per call into a
+// buffer the calling thread keeps between calls (fresh pages would cost more than packing).
 class PackedKeys {
  public:
   explicit PackedKeys(const AttnInput& in);
+  ~PackedKeys();
+  PackedKeys(const PackedKeys&) = delete;
+  PackedKeys& operator=(const PackedKeys&) = delete;
   // The [dim][key_tile()] block of one tile.
   const float* tile(int kv_head, std::int64_t tile) const {
-    return data_.data() + (std::int64_t(kv_head) * tiles_ + tile) * tile_floats_;
+    return data_->data() + (std::int64_t(kv_head) * tiles_ + tile) * tile_floats_;
   }
   std::int64_t tiles() const { return tiles_; }
 
  private:
   std::int64_t tiles_ = 0;
   std::int64_t tile_floats_ = 0;
-  Buffer<float> data_;  // [kv_heads][tiles][dim][key_tile]
+  Buffer<float>* data_ = nullptr;  // [kv_heads][tiles][dim][key_tile]: the thread's buffer or own_
+  Buffer<float> own_;              // used when the thread's buffer is taken by another PackedKeys
+  bool* taken_ = nullptr;          // the thread buffer's flag, when we hold it
 };
 
 // Keys [begin, end), before causality and the window are applied.
