@@ -3,6 +3,8 @@
 // process, so the figures are ratios that survive a noisy machine.
 #include <cblas.h>
 
+#include <time.h>
+
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -52,19 +54,34 @@ void fill_random(Buffer<float>& buffer, std::uint64_t seed) {
   }, 1);
 }
 
-template <typename Fn>
-double median_ms(int repeat, Fn&& fn) {
-  std::vector<double> times;
-  for (int r = 0; r < repeat; ++r) {
-    Timer timer;
-    fn();
-    times.push_back(timer.ms());
-  }
-  return median(times);
+double process_cpu_ms() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) * 1e3 + double(t.tv_nsec) * 1e-6;
 }
 
-// GFLOP/s of C = A·B with M = N = K = size, median of `repeat` after one warm-up call.
-double sgemm_gflops(int size, int repeat) {
+// Median wall-clock and CPU time (all threads) of `repeat` calls. On a shared, loaded machine
+// the CPU time still says how fast the code runs while it has a core.
+struct Timing {
+  double ms = 0.0;
+  double cpu_ms = 0.0;
+};
+
+template <typename Fn>
+Timing time_runs(int repeat, Fn&& fn) {
+  std::vector<double> wall, cpu;
+  for (int r = 0; r < repeat; ++r) {
+    const double cpu0 = process_cpu_ms();
+    Timer timer;
+    fn();
+    wall.push_back(timer.ms());
+    cpu.push_back(process_cpu_ms() - cpu0);
+  }
+  return {median(wall), median(cpu)};
+}
+
+// Times C = A·B with M = N = K = size: median of `repeat` after one warm-up call.
+Timing time_sgemm(int size, int repeat) {
   Buffer<float> a(std::size_t(size) * size), b(std::size_t(size) * size), c(std::size_t(size) * size, true);
   fill_random(a, 11);
   fill_random(b, 12);
@@ -73,9 +90,10 @@ double sgemm_gflops(int size, int repeat) {
                 0.0f, c.data(), size);
   };
   run();
-  const double ms = median_ms(repeat, run);
-  return 2.0 * double(size) * size * size / (ms * 1e-3) / 1e9;
+  return time_runs(repeat, run);
 }
+
+double gflops(double flop, double ms) { return flop / (ms * 1e-3) / 1e9; }
 
 void run_attention_bench(const AttentionOptions& opt) {
   LS_CHECK(opt.threads > 0, "--threads must be positive, got {}", opt.threads);
@@ -120,16 +138,23 @@ void run_attention_bench(const AttentionOptions& opt) {
   result["density"] = plan_density;
   if (plan.from_method) result["estimate_ms"] = plan.build_ms;
 
-  const double ms = median_ms(opt.repeat, [&] { plan_attention(in, plan.plan, out.data()); });
+  const Timing run = time_runs(opt.repeat, [&] { plan_attention(in, plan.plan, out.data()); });
+  const double ms = run.ms;
   result["ms"] = ms;
-  result["gflops"] = flop / (ms * 1e-3) / 1e9;
+  result["gflops"] = gflops(flop, ms);
+  result["cpu_ms"] = run.cpu_ms;
+  result["gflops_per_cpu_s"] = gflops(flop, run.cpu_ms);
 
   if (opt.compare_dense) {
     Buffer<float> dense(q.size(), true);
-    const double dense_ms = median_ms(opt.repeat, [&] { flash_attention(in, dense.data()); });
-    result["dense_ms"] = dense_ms;
-    result["dense_gflops"] = shape.causal_pairs() * 4.0 * shape.dim / (dense_ms * 1e-3) / 1e9;
-    result["speedup"] = dense_ms / ms;
+    const Timing dense_run = time_runs(opt.repeat, [&] { flash_attention(in, dense.data()); });
+    const double dense_flop = shape.causal_pairs() * 4.0 * shape.dim;
+    result["dense_ms"] = dense_run.ms;
+    result["dense_gflops"] = gflops(dense_flop, dense_run.ms);
+    result["dense_cpu_ms"] = dense_run.cpu_ms;
+    result["dense_gflops_per_cpu_s"] = gflops(dense_flop, dense_run.cpu_ms);
+    result["speedup"] = dense_run.ms / ms;
+    result["cpu_speedup"] = dense_run.cpu_ms / run.cpu_ms;
     if (plan_density == 1.0) {
       double worst = 0.0;
       for (std::size_t i = 0; i < out.size(); ++i) worst = std::max(worst, double(std::fabs(out[i] - dense[i])));
@@ -137,11 +162,18 @@ void run_attention_bench(const AttentionOptions& opt) {
     }
   }
   if (opt.roofline) {
-    const double sgemm = sgemm_gflops(opt.sgemm_size, opt.repeat);
+    const Timing sgemm_run = time_sgemm(opt.sgemm_size, opt.repeat);
+    const double sgemm_flop = 2.0 * double(opt.sgemm_size) * opt.sgemm_size * opt.sgemm_size;
+    const double sgemm = gflops(sgemm_flop, sgemm_run.ms), sgemm_cpu = gflops(sgemm_flop, sgemm_run.cpu_ms);
     result["sgemm_size"] = opt.sgemm_size;
     result["sgemm_gflops"] = sgemm;
+    result["sgemm_gflops_per_cpu_s"] = sgemm_cpu;
     result["fraction_of_sgemm"] = result["gflops"].get<double>() / sgemm;
-    if (opt.compare_dense) result["dense_fraction_of_sgemm"] = result["dense_gflops"].get<double>() / sgemm;
+    result["cpu_fraction_of_sgemm"] = result["gflops_per_cpu_s"].get<double>() / sgemm_cpu;
+    if (opt.compare_dense) {
+      result["dense_fraction_of_sgemm"] = result["dense_gflops"].get<double>() / sgemm;
+      result["dense_cpu_fraction_of_sgemm"] = result["dense_gflops_per_cpu_s"].get<double>() / sgemm_cpu;
+    }
   }
   if (opt.quality_rows > 0) {
     const PlanQuality quality = measure_plan(in, plan.plan, out.data(), opt.quality_rows, 1);
@@ -161,23 +193,29 @@ void run_attention_bench(const AttentionOptions& opt) {
               opt.dim, opt.window > 0 ? fmt::format("  window={}", opt.window).c_str() : "");
   std::printf("  plan      %s   density %.4f\n", plan.spec.c_str(), plan_density);
   if (plan.from_method) std::printf("  estimate  %10.2f ms   (plan building)\n", plan.build_ms);
-  std::printf("  executor  %10.2f ms   %7.1f GFLOP/s\n", ms, number("gflops"));
+  std::printf("              wall ms    GFLOP/s      CPU ms  GFLOP/CPU-s\n");
+  std::printf("  executor  %9.2f  %9.1f   %9.2f  %11.1f\n", ms, number("gflops"), number("cpu_ms"),
+              number("gflops_per_cpu_s"));
   if (opt.compare_dense) {
-    std::printf("  dense     %10.2f ms   %7.1f GFLOP/s   executor speed-up %.2fx\n", number("dense_ms"),
-                number("dense_gflops"), number("speedup"));
+    std::printf("  dense     %9.2f  %9.1f   %9.2f  %11.1f   executor speed-up %.2fx (CPU time %.2fx)\n",
+                number("dense_ms"), number("dense_gflops"), number("dense_cpu_ms"), number("dense_gflops_per_cpu_s"),
+                number("speedup"), number("cpu_speedup"));
     if (result.contains("max_abs_diff_vs_dense"))
       std::printf("            executor vs dense kernel: max |diff| %.2e\n", number("max_abs_diff_vs_dense"));
   }
   if (opt.roofline) {
-    std::printf("  sgemm     %d^3: %7.1f GFLOP/s   executor at %.2fx sgemm", opt.sgemm_size, number("sgemm_gflops"),
-                number("fraction_of_sgemm"));
-    if (opt.compare_dense) std::printf(", dense at %.2fx", number("dense_fraction_of_sgemm"));
+    std::printf("  sgemm %d^3 (OpenBLAS): %.1f GFLOP/s, %.1f GFLOP/CPU-s\n", opt.sgemm_size, number("sgemm_gflops"),
+                number("sgemm_gflops_per_cpu_s"));
+    std::printf("  fraction of sgemm: executor %.2f (CPU time %.2f)", number("fraction_of_sgemm"),
+                number("cpu_fraction_of_sgemm"));
+    if (opt.compare_dense)
+      std::printf(", dense %.2f (CPU time %.2f)", number("dense_fraction_of_sgemm"), number("dense_cpu_fraction_of_sgemm"));
     std::printf("\n");
   }
   if (opt.quality_rows > 0)
     std::printf("  quality   recall %.4f (min %.4f), rel. L2 error %.2e on %d sampled rows per head\n",
                 number("recall"), number("min_recall"), number("rel_err"), opt.quality_rows);
-  std::printf("  (GFLOP/s count 4·dim flops per computed causal query-key pair)\n");
+  std::printf("  (GFLOP/s count 4·dim flops per computed causal query-key pair; CPU time sums all threads)\n");
 }
 
 void setup_bench(CLI::App& app) {
