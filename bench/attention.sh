@@ -20,6 +20,9 @@ PEER=${GGML_FA_BENCH:-/tmp/peers/bin/ggml_fa_bench}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Cooperlake}
+# On a shared, oversubscribed machine, OpenMP threads that spin at barriers while their
+# partner is descheduled cost more than the work itself; sleeping waits keep the timings sane.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)   (figures are noisy on a shared machine; compare ratios)" >&2
 run() {  # name, extra flags...
@@ -51,8 +54,11 @@ def load(name):
 rows = []
 for shape in ("smollm2", "gemma3"):
     r = load(f"{shape}_dense")
-    rows.append((f"{shape} dense kernel vs sgemm", f"{r['dense_gflops']:.1f} / {r['sgemm_gflops']:.1f} GFLOP/s",
+    rows.append((f"{shape} dense kernel / sgemm (wall)", f"{r['dense_gflops']:.1f} / {r['sgemm_gflops']:.1f} GFLOP/s",
                  f"{r['dense_fraction_of_sgemm']:.2f}", ">= 0.60"))
+    rows.append((f"{shape} dense kernel / sgemm (per CPU-s)",
+                 f"{r['dense_gflops_per_cpu_s']:.1f} / {r['sgemm_gflops_per_cpu_s']:.1f} GFLOP/s",
+                 f"{r['dense_cpu_fraction_of_sgemm']:.2f}", ">= 0.60"))
     for kv in ("f16", "f32"):
         g = load(f"ggml_{shape}_{kv}")
         if g:
@@ -60,10 +66,13 @@ for shape in ("smollm2", "gemma3"):
                          f"{g['ms'] / r['dense_ms']:.2f}", ">= 2.00"))
 for name, target in (("rb010", "<= 0.15"), ("rb002", "<= 0.04")):
     r = load(f"smollm2_{name}")
-    rows.append((f"smollm2 executor density {r['density']:.3f} / dense", f"{r['ms']:.1f} / {r['dense_ms']:.1f} ms",
+    rows.append((f"smollm2 executor density {r['density']:.3f} / dense (wall)", f"{r['ms']:.1f} / {r['dense_ms']:.1f} ms",
                  f"{r['ms'] / r['dense_ms']:.3f}", target))
+    rows.append((f"smollm2 executor density {r['density']:.3f} / dense (CPU)",
+                 f"{r['cpu_ms']:.1f} / {r['dense_cpu_ms']:.1f} ms", f"{r['cpu_ms'] / r['dense_cpu_ms']:.3f}", target))
 r = load("smollm2_dense")
 print(f"kernels {r['simd']}, OpenBLAS core {r['blas_core']}, n={r['n']}, {r['threads']} threads, median of {r['repeat']}")
+print("ggml ran in its own process (wall-clock only); every other ratio is within one process")
 width = max(len(x[0]) for x in rows)
 print(f"{'comparison':<{width}}  {'measured':>26}  {'ratio':>6}  target")
 for name, measured, ratio, target in rows:
