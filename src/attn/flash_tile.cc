@@ -22,10 +22,12 @@
 // Static dispatch only: with -march=native on AVX-512 machines Highway 1.0.3 picks a static
 // target (AVX3_DL) that its default dynamic-target list omits, which is a compile error.
 #define HWY_COMPILE_ONLY_STATIC 1
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 
@@ -139,8 +141,6 @@ class TileRunner {
   template <int R>
   void chunk(std::int64_t r0, const float* kt, const float* v, std::int64_t v_stride, int j0, int j1,
              bool full, std::int32_t kmin, std::int32_t kmax) {
-    const DF df;
-    const DI di;
     std::int32_t lo_min = INT32_MAX, lo_max = INT32_MIN, hi_min = INT32_MAX, hi_max = INT32_MIN;
     for (int r = 0; r < R; ++r) {
       lo_min = std::min(lo_min, sc_.lo[r0 + r]);
@@ -163,16 +163,34 @@ class TileRunner {
       vec_end = (pv_end + kLanes - 1) / kLanes;
     }
 
-    // 1. S = Q·Kᵀ (raw dot products; the scale is folded into the exponent below).
-    VF s[R][kVecs];
-    for (int r = 0; r < R; ++r)
-      for (int j = 0; j < kVecs; ++j) s[r][j] = hn::Zero(df);
-    const float* const* q = sc_.q.data() + r0;
     switch (vec_end) {
-      case 1: scores<R, 1>(s, q, kt); break;
-      case 2: scores<R, 2>(s, q, kt); break;
-      case 3: scores<R, 3>(s, q, kt); break;
-      default: scores<R, kVecs>(s, q, kt); break;
+      case 1: body<R, 1>(r0, kt, v, v_stride, pv_begin, pv_end, masked); break;
+      case 2: body<R, 2>(r0, kt, v, v_stride, pv_begin, pv_end, masked); break;
+      case 3: body<R, 3>(r0, kt, v, v_stride, pv_begin, pv_end, masked); break;
+      default: body<R, kVecs>(r0, kt, v, v_stride, pv_begin, pv_end, masked); break;
+    }
+  }
+
+  // Rows [r0, r0 + R) against the first NK score vectors of a tile; P·V over lanes
+  // [pv_begin, pv_end), all within those vectors.
+  template <int R, int NK>
+  void body(std::int64_t r0, const float* kt, const float* v, std::int64_t v_stride, int pv_begin, int pv_end,
+            bool masked) {
+    const DF df;
+    const DI di;
+    // 1. S = Q·Kᵀ (raw dot products; the scale is folded into the exponent below).
+    VF s[R][NK];
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < NK; ++j) s[r][j] = hn::Zero(df);
+    const float* const* q = sc_.q.data() + r0;
+    for (int c = 0; c < dim_; ++c) {
+      const float* kc = kt + std::int64_t(c) * kTile;
+      VF k[NK];
+      for (int j = 0; j < NK; ++j) k[j] = hn::Load(df, kc + j * kLanes);
+      for (int r = 0; r < R; ++r) {
+        const VF qv = hn::Set(df, q[r][c]);
+        for (int j = 0; j < NK; ++j) s[r][j] = hn::MulAdd(qv, k[j], s[r][j]);
+      }
     }
 
     // 2–3. Mask and online softmax. The rescale factors of all R rows go through one
@@ -186,13 +204,14 @@ class TileRunner {
       if (masked) {
         const VI lo = hn::Set(di, sc_.lo[row]);
         const VI hi = hn::Set(di, sc_.hi[row]);
-        for (int j = 0; j < kVecs; ++j) {
+        for (int j = 0; j < NK; ++j) {
           const VI keys = hn::Load(di, sc_.key.data() + j * kLanes);
           const auto outside = hn::Or(keys < lo, keys > hi);
           s[r][j] = hn::IfThenElse(hn::RebindMask(df, outside), hn::Set(df, kNegInf), s[r][j]);
         }
       }
-      const VF top = hn::Max(hn::Max(s[r][0], s[r][1]), hn::Max(s[r][2], s[r][3]));
+      VF top = s[r][0];
+      for (int j = 1; j < NK; ++j) top = hn::Max(top, s[r][j]);
       const float old_max = sc_.max[row];
       const float new_max = std::max(old_max, hn::GetLane(hn::MaxOfLanes(df, top)) * scale_);
       // A row that has seen no key yet keeps max -inf; its exponentials below are 0.
@@ -205,7 +224,7 @@ class TileRunner {
     for (int r = 0; r < R; ++r) {
       const VF m = hn::Set(df, row_max[r]);
       VF sum = hn::Zero(df);
-      for (int j = 0; j < kVecs; ++j) {
+      for (int j = 0; j < NK; ++j) {
         const VF e = Exp2(df, hn::MulSub(s[r][j], scale, m));
         hn::Store(e, df, p + r * kTile + j * kLanes);
         sum = hn::Add(sum, e);
@@ -219,21 +238,6 @@ class TileRunner {
     for (; c0 + kVecs * kLanes <= dim_; c0 += kVecs * kLanes)
       accumulate<R, kVecs>(r0, c0, v, v_stride, pv_begin, pv_end);
     for (; c0 < dim_; c0 += kLanes) accumulate<R, 1>(r0, c0, v, v_stride, pv_begin, pv_end);
-  }
-
-  // s[r][0..NK) += q_r · K tile, the loop over dim broadcasting one q value per row.
-  template <int R, int NK>
-  HWY_INLINE void scores(VF (&s)[R][kVecs], const float* const* q, const float* kt) {
-    const DF df;
-    for (int c = 0; c < dim_; ++c) {
-      const float* kc = kt + std::int64_t(c) * kTile;
-      VF k[NK];
-      for (int j = 0; j < NK; ++j) k[j] = hn::Load(df, kc + j * kLanes);
-      for (int r = 0; r < R; ++r) {
-        const VF qv = hn::Set(df, q[r][c]);
-        for (int j = 0; j < NK; ++j) s[r][j] = hn::MulAdd(qv, k[j], s[r][j]);
-      }
-    }
   }
 
   template <int R, int NV>
@@ -289,6 +293,18 @@ PackedKeys::PackedKeys(const AttnInput& in) {
     const int g = int(item / tiles_);
     const std::int64_t t = item % tiles_;
     float* dst = data_->data() + item * tile_floats_;  // [dim][kTile]
+    if ((t + 1) * kTile <= s.n_k) {
+      // A full tile: gather each column of 16 keys (vector gathers beat scalar strided stores).
+      const DF df;
+      const DI di;
+      const float* k = in.k_row(g, t * kTile);
+      VI offsets[kVecs];
+      for (int j = 0; j < kVecs; ++j) offsets[j] = hn::Mul(hn::Add(hn::Iota(di, 0), hn::Set(di, j * kLanes)), hn::Set(di, s.dim));
+      for (int c = 0; c < s.dim; ++c)
+        for (int j = 0; j < kVecs; ++j)
+          hn::Store(hn::GatherIndex(df, k + c, offsets[j]), df, dst + std::int64_t(c) * kTile + j * kLanes);
+      return;
+    }
     for (int j = 0; j < kTile; ++j) {
       const std::int64_t key = t * kTile + j;
       if (key < s.n_k) {
@@ -374,17 +390,23 @@ void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, in
     runner.tile(kt, vt, dim, 0, count, count == kTile, it[0], it[count - 1]);
   }
 
-  // Normalise and write out.
+  // Normalise and write out. The output is not read again by this kernel: streaming stores
+  // skip the read-for-ownership of every output line (rows are whole vectors, dim % 16 == 0).
   const DF df;
   for (std::int64_t r = 0; r < rows; ++r) {
     const float sum = hn::GetLane(hn::SumOfLanes(df, hn::Load(df, sc.sums.data() + r * kLanes)));
-    const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    const VF inv = hn::Set(df, sum > 0.0f ? 1.0f / sum : 0.0f);
     const int h = first_head + int(r / block);
     const std::int64_t i = q_begin + r % block;
     float* dst = out + (std::int64_t(h) * s.n_q + i) * dim;
     const float* o = sc.o.data() + r * dim;
-    for (int c = 0; c < dim; ++c) dst[c] = o[c] * inv;
+    if (reinterpret_cast<std::uintptr_t>(dst) % (kLanes * sizeof(float)) == 0) {
+      for (int c = 0; c < dim; c += kLanes) hn::Stream(hn::Mul(hn::Load(df, o + c), inv), df, dst + c);
+    } else {
+      for (int c = 0; c < dim; c += kLanes) hn::StoreU(hn::Mul(hn::Load(df, o + c), inv), df, dst + c);
+    }
   }
+  hwy::FlushStream();  // order the streaming stores before the caller (or another thread) reads
 }
 
 }  // namespace ls::detail
