@@ -16,6 +16,7 @@
 # Shapes: "pp N" is a prefill of N prompt tokens from an empty cache (llama-bench -p N -n 0);
 # "tg N @ d D" is decoding N tokens after D tokens of context (llama-bench -n N -d D; our side:
 # a D-token prompt then -n N; our decode time includes sampling, llama-bench's does not).
+# Our side decodes greedily (--temp 0).
 # Ratios are longsparse / llama.cpp: above 1 means we are faster.
 set -euo pipefail
 
@@ -88,7 +89,7 @@ run_ours() {  # run_ours SHAPE PROMPT_TOKENS N_GEN
   [ -f "$file" ] || make_prompt "$tokens" "$file"
   for _ in $(seq "$REPS"); do
     local line
-    if ! line=$(OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Cooperlake} "$LONGSPARSE" run -m "$MODEL" -f "$file" -n "$n" -t "$THREADS" --json 2>> "$OUT/longsparse.err" \
+    if ! line=$(OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Cooperlake} "$LONGSPARSE" run -m "$MODEL" -f "$file" -n "$n" -t "$THREADS" --temp 0 --json 2>> "$OUT/longsparse.err" \
                 | python3 -c 'import json,sys
 txt=sys.stdin.read()
 try: obj=json.loads(txt)
