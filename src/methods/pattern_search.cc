@@ -1,0 +1,109 @@
+#include "methods/pattern_search.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "methods/estimate.h"
+#include "methods/registry.h"
+
+namespace ls {
+
+namespace {
+
+// Probability mass of one softmax row (probs over keys [first, p]) inside a plan row.
+double row_mass(const Plan& plan, std::int64_t r, std::int64_t first, std::int64_t p,
+                const std::vector<double>& probs) {
+  double mass = 0.0;
+  for (const BlockRange& range : plan.row_ranges(r)) {
+    const std::int64_t a = std::max<std::int64_t>(first, std::int64_t(range.begin) * plan.block_k);
+    const std::int64_t b = std::min<std::int64_t>(p, std::int64_t(range.end) * plan.block_k - 1);
+    for (std::int64_t key = a; key <= b; ++key) mass += probs[key];
+  }
+  for (std::int32_t key : plan.row_columns(r))
+    if (key >= first && key <= p) mass += probs[key];
+  return mass;
+}
+
+std::string mapped_spec(const std::string& spec) {
+  const std::string name = parse_method_spec(spec).name;
+  std::string mapped = spec;
+  if (name == "streaming") mapped = "vertical-slash:v=100,s=800";
+  if (name == "block-sparse") mapped = "vertical-slash:v=1000,s=6096";
+  return MethodRegistry::instance().make_prefill(mapped)->spec();
+}
+
+}  // namespace
+
+std::vector<std::string> default_pattern_candidates() {
+  return {"streaming:sink=100,window=800",  "vertical-slash:v=30,s=800",  "vertical-slash:v=100,s=750",
+          "vertical-slash:v=500,s=700",     "vertical-slash:v=3500,s=100", "block-sparse:topk=100"};
+}
+
+std::vector<std::int64_t> sample_queries(const AttnShape& shape, std::int64_t min_position, std::int64_t count) {
+  LS_CHECK(count > 0, "pattern search: need at least one sampled row (got {})", count);
+  const std::int64_t start_position = std::min(min_position, shape.n_k / 3);
+  const std::int64_t first = std::max<std::int64_t>(0, start_position - (shape.n_k - shape.n_q));
+  const std::int64_t last = shape.n_q - 1;
+  const std::int64_t available = last - first + 1;
+  std::vector<std::int64_t> rows;
+  if (available <= count) {
+    for (std::int64_t i = first; i <= last; ++i) rows.push_back(i);
+    return rows;
+  }
+  for (std::int64_t j = 0; j < count; ++j) rows.push_back(last - (j * (available - 1)) / (count - 1 > 0 ? count - 1 : 1));
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  return rows;
+}
+
+std::vector<double> plan_recall(const AttnInput& in, const Plan& plan, std::span<const std::int64_t> queries) {
+  const AttnShape& s = in.shape;
+  s.validate();
+  LS_CHECK(plan.heads == s.heads && plan.n_q == s.n_q && plan.n_k == s.n_k,
+           "recall: plan (heads {}, n_q {}, n_k {}) does not match the input (heads {}, n_q {}, n_k {})", plan.heads,
+           plan.n_q, plan.n_k, s.heads, s.n_q, s.n_k);
+  std::vector<double> recall(s.heads, 0.0);
+  if (queries.empty()) return recall;
+  parallel_for(s.heads, [&](std::int64_t h) {
+    std::vector<double> probs(s.n_k);
+    double total = 0.0;
+    for (std::int64_t i : queries) {
+      const std::int64_t p = s.position(i), first = s.first_key(p);
+      softmax_row(in, int(h), in.q_row(int(h), i), first, p, probs);
+      total += row_mass(plan, plan.row(int(h), i / plan.block_q), first, p, probs);
+    }
+    recall[h] = total / double(queries.size());
+  });
+  return recall;
+}
+
+std::vector<HeadPattern> search_patterns(const AttnInput& in, const PatternSearchOptions& options) {
+  const AttnShape& s = in.shape;
+  s.validate();
+  LS_CHECK(!options.candidates.empty(), "pattern search: no candidate patterns given");
+  const std::vector<std::int64_t> rows = sample_queries(s, options.min_position, options.sample_rows);
+  std::vector<std::vector<double>> recall;  // [candidates][heads]
+  std::vector<std::string> specs;           // canonical, every parameter spelled out
+  for (const std::string& spec : options.candidates) {
+    std::unique_ptr<PrefillMethod> method = MethodRegistry::instance().make_prefill(spec);
+    Plan plan = method->build_plan(in, PlanContext{});
+    recall.push_back(plan_recall(in, plan, rows));
+    specs.push_back(method->spec());
+  }
+  std::vector<HeadPattern> result(s.heads);
+  for (int h = 0; h < s.heads; ++h) {
+    HeadPattern& head = result[h];
+    std::size_t best = 0;
+    for (std::size_t c = 0; c < recall.size(); ++c) {
+      head.candidate_recall.push_back(recall[c][h]);
+      if (recall[c][h] > recall[best][h]) best = c;  // ties keep the earlier candidate
+    }
+    head.recall = recall[best][h];
+    head.spec = options.minference_mapping ? mapped_spec(specs[best]) : specs[best];
+  }
+  return result;
+}
+
+}  // namespace ls
