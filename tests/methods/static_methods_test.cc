@@ -37,9 +37,12 @@ TEST(Streaming, CoversSinkAndWindowAndLittleElse) {
     for (std::int64_t key = 0; key <= i; ++key) {
       const bool wanted = key < sink || i - key < window;
       const bool selected = plan.selects(1, i, key);
-      if (wanted) ASSERT_TRUE(selected) << i << " " << key;
-      // Over-selection is bounded by block coverage: at most one block on each side.
-      if (!wanted && i - key >= window + 2 * plan.block_k) ASSERT_FALSE(selected) << i << " " << key;
+      if (wanted) {
+        ASSERT_TRUE(selected) << i << " " << key;
+      } else if (i - key >= window + 2 * plan.block_k) {
+        // Over-selection is bounded by block coverage: at most one block on each side.
+        ASSERT_FALSE(selected) << i << " " << key;
+      }
     }
   }
   EXPECT_LT(density(plan), 0.6);
@@ -116,7 +119,9 @@ TEST(Lambda, IsGlobalPlusLocalAndReportsTheDistanceLimit) {
   EXPECT_EQ(plan.columns, same.columns);
   for (std::int64_t i = 0; i < 800; i += 11)
     for (std::int64_t key = 0; key <= i; ++key)
-      if (key < 20 || i - key < 128) ASSERT_TRUE(plan.selects(0, i, key));
+      if (key < 20 || i - key < 128) {
+        ASSERT_TRUE(plan.selects(0, i, key));
+      }
 }
 
 // Algorithm 1 of the PowerAttention paper, per token pair.
@@ -159,7 +164,9 @@ TEST(Power, ChunkedQueriesStillCoverTheMask) {
   for (std::int64_t i = 0; i < 150; ++i) {
     const std::int64_t p = syn.shape.position(i);
     for (std::int64_t key = 0; key <= p; ++key)
-      if (power_mask(p, key, 32, 2)) ASSERT_TRUE(plan.selects(0, i, key)) << p << " " << key;
+      if (power_mask(p, key, 32, 2)) {
+        ASSERT_TRUE(plan.selects(0, i, key)) << p << " " << key;
+      }
   }
 }
 

@@ -2,6 +2,7 @@
 // method tests. Scores are built so that softmax(q·k·scale) puts almost all mass where planted.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -95,9 +96,49 @@ struct Synthetic {
     for (int h = 0; h < shape.heads; ++h)
       if (head < 0 || h == head)
         for (std::int64_t i = 0; i < shape.n_q; ++i) q_row(h, i)[at] = logit * unscale();
-    for (int g = 0; g < shape.kv_heads; ++g)
+    // The dim carries only the plant: noise there would be amplified by the large logit.
+    for (int g = 0; g < shape.kv_heads; ++g) {
+      for (std::int64_t j = 0; j < shape.n_k; ++j) k_row(g, j)[at] = 0.0f;
       for (std::int64_t j : keys) k_row(g, j)[at] = 1.0f;
+    }
   }
 };
+
+}  // namespace ls::test
+
+namespace ls::test {
+
+// Like Synthetic::plant_locality but for one head and centred on offset `offset`: logit
+// −c·((p − offset − j)/width)² through dims [at, at+3) (keys must carry [1, j, j²] there, which
+// plant_locality or plant_key_positions writes).
+inline void plant_diagonal(Synthetic& syn, int at, int head, std::int64_t offset, double c, double width) {
+  const double a = c / (width * width) * syn.unscale();
+  for (std::int64_t i = 0; i < syn.shape.n_q; ++i) {
+    const double centre = double(syn.shape.position(i) - offset);
+    float* row = syn.q_row(head, i);
+    row[at] = float(-a * centre * centre);
+    row[at + 1] = float(2 * a * centre);
+    row[at + 2] = float(-a);
+  }
+}
+
+// Keys listed in `free_keys` get zeros there instead, so the diagonal's far-key penalty does
+// not reach them (they get logit 0 from these dims, the diagonal's peak value).
+inline void plant_key_positions(Synthetic& syn, int at, const std::vector<std::int64_t>& free_keys = {}) {
+  for (int g = 0; g < syn.shape.kv_heads; ++g)
+    for (std::int64_t j = 0; j < syn.shape.n_k; ++j) {
+      float* row = syn.k_row(g, j);
+      const bool free = std::find(free_keys.begin(), free_keys.end(), j) != free_keys.end();
+      row[at] = free ? 0.0f : 1.0f;
+      row[at + 1] = free ? 0.0f : float(j);
+      row[at + 2] = free ? 0.0f : float(double(j) * j);
+    }
+}
+
+inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double worst = 0.0;
+  for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+  return worst;
+}
 
 }  // namespace ls::test
