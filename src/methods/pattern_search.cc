@@ -58,25 +58,35 @@ std::vector<std::int64_t> sample_queries(const AttnShape& shape, std::int64_t mi
   return rows;
 }
 
-std::vector<double> plan_recall(const AttnInput& in, const Plan& plan, std::span<const std::int64_t> queries) {
+std::vector<std::vector<double>> plan_recall_rows(const AttnInput& in, const Plan& plan,
+                                                  std::span<const std::int64_t> queries) {
   const AttnShape& s = in.shape;
   s.validate();
   LS_CHECK(plan.heads == s.heads && plan.n_q == s.n_q && plan.n_k == s.n_k,
            "recall: plan (heads {}, n_q {}, n_k {}) does not match the input (heads {}, n_q {}, n_k {})", plan.heads,
            plan.n_q, plan.n_k, s.heads, s.n_q, s.n_k);
-  std::vector<double> recall(s.heads, 0.0);
-  if (queries.empty()) return recall;
+  for (std::int64_t i : queries) LS_CHECK(i >= 0 && i < s.n_q, "recall: query {} out of range [0, {})", i, s.n_q);
+  std::vector<std::vector<double>> recall(s.heads, std::vector<double>(queries.size(), 0.0));
   parallel_for(s.heads, [&](std::int64_t h) {
     std::vector<double> probs(s.n_k);
-    double total = 0.0;
-    for (std::int64_t i : queries) {
-      const std::int64_t p = s.position(i), first = s.first_key(p);
+    for (std::size_t j = 0; j < queries.size(); ++j) {
+      const std::int64_t i = queries[j], p = s.position(i), first = s.first_key(p);
       softmax_row(in, int(h), in.q_row(int(h), i), first, p, probs);
-      total += row_mass(plan, plan.row(int(h), i / plan.block_q), first, p, probs);
+      recall[h][j] = row_mass(plan, plan.row(int(h), i / plan.block_q), first, p, probs);
     }
-    recall[h] = total / double(queries.size());
   });
   return recall;
+}
+
+std::vector<double> plan_recall(const AttnInput& in, const Plan& plan, std::span<const std::int64_t> queries) {
+  std::vector<double> mean(in.shape.heads, 0.0);
+  if (queries.empty()) return mean;
+  auto rows = plan_recall_rows(in, plan, queries);
+  for (int h = 0; h < in.shape.heads; ++h) {
+    for (double r : rows[h]) mean[h] += r;
+    mean[h] /= double(queries.size());
+  }
+  return mean;
 }
 
 std::vector<HeadPattern> search_patterns(const AttnInput& in, const PatternSearchOptions& options) {

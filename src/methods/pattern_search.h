@@ -46,8 +46,11 @@ struct HeadPattern {
 // >= min(min_position, n_k / 3), always including the last query.
 std::vector<std::int64_t> sample_queries(const AttnShape& shape, std::int64_t min_position, std::int64_t count);
 
-// Mean over `queries` of the exact softmax mass the plan keeps, per query head ([heads]).
-// Computes one softmax row at a time (O(n_k) memory).
+// The exact softmax mass the plan keeps on each of `queries`, per query head:
+// [heads][queries.size()]. Computes one softmax row at a time (O(n_k) memory per thread).
+std::vector<std::vector<double>> plan_recall_rows(const AttnInput& in, const Plan& plan,
+                                                  std::span<const std::int64_t> queries);
+// Its mean over the queries, per query head ([heads]).
 std::vector<double> plan_recall(const AttnInput& in, const Plan& plan, std::span<const std::int64_t> queries);
 
 // One HeadPattern per query head of the layer.
