@@ -96,19 +96,24 @@ std::vector<HeadPattern> search_patterns(const AttnInput& in, const PatternSearc
   const std::vector<std::int64_t> rows = sample_queries(s, options.min_position, options.sample_rows);
   std::vector<std::vector<double>> recall;  // [candidates][heads]
   std::vector<std::string> specs;           // canonical, every parameter spelled out
+  std::vector<bool> eligible;               // plan is sparse at this length
   for (const std::string& spec : options.candidates) {
     std::unique_ptr<PrefillMethod> method = MethodRegistry::instance().make_prefill(spec);
     Plan plan = method->build_plan(in, PlanContext{});
     recall.push_back(plan_recall(in, plan, rows));
     specs.push_back(method->spec());
+    eligible.push_back(density(plan) < 1.0);
   }
+  // A candidate that is dense at this length (e.g. vertical-slash v=3500 on a 2k prompt) would
+  // win every head trivially; it competes only when no candidate is sparse.
+  if (std::none_of(eligible.begin(), eligible.end(), [](bool e) { return e; })) eligible.assign(eligible.size(), true);
   std::vector<HeadPattern> result(s.heads);
   for (int h = 0; h < s.heads; ++h) {
     HeadPattern& head = result[h];
-    std::size_t best = 0;
+    std::size_t best = recall.size();
     for (std::size_t c = 0; c < recall.size(); ++c) {
       head.candidate_recall.push_back(recall[c][h]);
-      if (recall[c][h] > recall[best][h]) best = c;  // ties keep the earlier candidate
+      if (eligible[c] && (best == recall.size() || recall[c][h] > recall[best][h])) best = c;  // ties: earlier
     }
     head.recall = recall[best][h];
     head.spec = options.minference_mapping ? mapped_spec(specs[best]) : specs[best];

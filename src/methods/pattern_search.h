@@ -10,7 +10,9 @@
 // Differences, chosen on purpose: we score the plans our methods actually build (block
 // coverage included), not idealised token masks; the block-sparse candidate is our
 // block-sparse method (64-blocks, top 100) rather than the search's 32-blocks keeping 1/8; we
-// sample rows instead of scoring every row (never an n×n matrix). The official search then
+// sample rows instead of scoring every row (never an n×n matrix); a candidate whose plan is
+// dense at the calibration length (vertical-slash v=3500 below 3.5k tokens) is left out unless
+// every candidate is dense, since it would win trivially. The official search then
 // rewrites an A-shape winner as vertical-slash (100, 800) and a block-sparse winner as
 // vertical-slash (1000, 6096) because its kernel ran only vertical-slash;
 // `minference_mapping` reproduces that, by default each head keeps its winning method.
