@@ -23,7 +23,7 @@
 //
 // Slash coverage (the one place this differs from the official kernel's tiles):
 //   cover=blocks  the diagonal's keys in a query block are covered with whole aligned 64-key
-//                 blocks (PlanBuilder::add_diagonal_offset). An isolated diagonal costs up to
+//                 blocks (what PlanBuilder::add_diagonal_offset adds). An isolated diagonal costs up to
 //                 two 64×64 tiles where the official kernel computes one unaligned 64×64
 //                 tile, so density is up to 2× the official one for scattered slashes and
 //                 equal for runs of adjacent slashes (they merge into one range in both).
@@ -73,11 +73,7 @@ class VerticalSlash final : public PrefillMethod {
       for (std::int64_t qb = 0; qb < builder.q_blocks(); ++qb) {
         const std::int64_t r = shape.row(h, qb);
         for (std::int64_t key : lines[h].columns) builder.add_column(r, key);
-        if (exact_) {
-          add_exact_slashes(builder, r, lines[h].offsets);
-        } else {
-          for (std::int64_t offset : lines[h].offsets) builder.add_diagonal_offset(r, offset);
-        }
+        add_slashes(builder, r, lines[h].offsets);
         builder.add_diagonal(r);
       }
     }
@@ -109,14 +105,35 @@ class VerticalSlash final : public PrefillMethod {
     return out;
   }
 
-  // The keys [first − offset, last − offset] of each selected diagonal, merged; aligned blocks
-  // inside a merged run become ranges, its ragged ends gathered columns.
-  static void add_exact_slashes(PlanBuilder& builder, std::int64_t r, const std::vector<std::int64_t>& offsets) {
-    const Plan& shape = builder.shape();
-    const std::int64_t qb = builder.q_block_of_row(r);
+  // Calls fn(a, b) for each maximal run of keys [a, b] covered by the selected diagonals in the
+  // row's queries: diagonal `offset` covers keys [first − offset, last − offset]. Merging first
+  // keeps plan building O(s) per row instead of O(s log s) ranges to sort.
+  template <typename Fn>
+  static void for_each_slash_run(const Plan& shape, std::int64_t qb, const std::vector<std::int64_t>& offsets, Fn&& fn) {
     const std::int64_t p0 = shape.first_position(qb), p1 = shape.last_position(qb);
+    std::int64_t run_a = 0, run_b = -1;
+    for (std::int64_t offset : offsets) {  // descending offsets: ascending key intervals
+      if (p1 - offset < 0) continue;
+      const std::int64_t a = std::max<std::int64_t>(0, p0 - offset), b = p1 - offset;
+      if (a > run_b + 1) {
+        if (run_b >= run_a) fn(run_a, run_b);
+        run_a = a;
+      }
+      run_b = std::max(run_b, b);
+    }
+    if (run_b >= run_a) fn(run_a, run_b);
+  }
+
+  // cover=blocks: every 64-key block touching a run. cover=exact: the run's aligned blocks as
+  // ranges and its ragged ends as gathered columns.
+  void add_slashes(PlanBuilder& builder, std::int64_t r, const std::vector<std::int64_t>& offsets) const {
+    const Plan& shape = builder.shape();
     const std::int64_t bk = shape.block_k;
-    auto emit = [&](std::int64_t a, std::int64_t b) {  // keys [a, b]
+    for_each_slash_run(shape, builder.q_block_of_row(r), offsets, [&](std::int64_t a, std::int64_t b) {
+      if (!exact_) {
+        builder.add_keys(r, a, b);
+        return;
+      }
       const std::int64_t full_begin = (a + bk - 1) / bk, full_end = (b + 1) / bk;
       if (full_begin >= full_end) {
         for (std::int64_t key = a; key <= b; ++key) builder.add_column(r, key);
@@ -125,18 +142,7 @@ class VerticalSlash final : public PrefillMethod {
       builder.add_blocks(r, full_begin, full_end);
       for (std::int64_t key = a; key < full_begin * bk; ++key) builder.add_column(r, key);
       for (std::int64_t key = full_end * bk; key <= b; ++key) builder.add_column(r, key);
-    };
-    std::int64_t run_a = -1, run_b = -2;
-    for (std::int64_t offset : offsets) {  // descending offsets: ascending key intervals
-      if (p1 - offset < 0) continue;
-      const std::int64_t a = std::max<std::int64_t>(0, p0 - offset), b = p1 - offset;
-      if (a > run_b + 1) {
-        if (run_b >= run_a) emit(run_a, run_b);
-        run_a = a;
-      }
-      run_b = std::max(run_b, b);
-    }
-    if (run_b >= run_a && run_a >= 0) emit(run_a, run_b);
+    });
   }
 
   std::int64_t v_, s_, last_q_;
