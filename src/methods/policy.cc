@@ -182,9 +182,9 @@ const PrefillMethod& Policy::make(const std::string& spec) {
   auto it = methods_.find(spec);
   if (it != methods_.end()) return *it->second;
   auto method = MethodRegistry::instance().make_prefill(spec);
-  const PrefillMethod& ref = *method;
-  methods_.emplace(method->spec(), std::move(method));
-  return ref;
+  std::string canonical = method->spec();
+  // The same method may already be there under its canonical spec: keep that one.
+  return *methods_.try_emplace(std::move(canonical), std::move(method)).first->second;
 }
 
 void Policy::set_dense_layers(std::vector<int> layers) {

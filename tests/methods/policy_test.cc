@@ -44,6 +44,18 @@ TEST(Policy, DefaultSpecAndDenseLayers) {
   EXPECT_THROW(Policy("nope"), Error);
 }
 
+TEST(Policy, SpecsAreCanonicalWhateverTheirSpelling) {
+  Policy policy("streaming");
+  HeadProfile profile;
+  profile.layers = {{{"streaming"}, {"streaming:window=2000,sink=4"}, {"dense"}}};
+  policy.set_profile(profile);
+  EXPECT_EQ(policy.spec(0, 0), "streaming:sink=4,window=2000,tri=false,tri_last=100");
+  EXPECT_EQ(policy.spec(0, 1), policy.spec(0, 0));
+  EXPECT_EQ(&policy.method(0, 0), &policy.method(0, 1));  // one method object per spec
+  EXPECT_EQ(policy.method(0, 2).spec(), "dense");
+  EXPECT_EQ(policy.spec(5, 1), policy.spec(0, 0));  // beyond the profile: the default
+}
+
 TEST(Policy, LayerListsParseAndRejectGarbage) {
   EXPECT_EQ(parse_layer_list("3,0-1,1"), (std::vector<int>{0, 1, 3}));
   EXPECT_EQ(parse_layer_list(""), std::vector<int>{});
