@@ -101,7 +101,7 @@ inline double planted_coverage(const PlantedInput& p, const Plan& plan, Pattern 
         ++total;
         covered += selects_all(plan, h, i, r.first, r.end);
       }
-  return total ? double(covered) / double(total) : 1.0;
+  return total ? double(covered) / double(total) : -1.0;  // -1: nothing planted, never a pass
 }
 
 struct Recall {
