@@ -67,10 +67,14 @@ class Anchor final : public PrefillMethod {
     const std::int64_t q_blocks = shape.q_blocks();
     const std::int64_t groups = (q_blocks + config_.step - 1) / config_.step;
 
+    // Keys packed once per KV head, shared by the query heads of its group.
+    std::vector<estimate::PackedRows> packed_keys(s.kv_heads);
+    parallel_for(s.kv_heads, [&](std::int64_t g) { packed_keys[g].pack(in.k_row(int(g), 0), s.dim, s.n_k, s.dim); });
     // [heads][groups] stripe keys of each group.
     std::vector<std::vector<std::int32_t>> stripes(std::size_t(s.heads * groups));
     parallel_for(s.heads * groups, [&](std::int64_t item) {
-      stripes[item] = select_stripes(in, int(item / groups), item % groups, shape);
+      const int head = int(item / groups);
+      stripes[item] = select_stripes(in, head, item % groups, packed_keys[s.kv_head_of(head)], shape);
     });
 
     for (int h = 0; h < s.heads; ++h)
@@ -92,9 +96,9 @@ class Anchor final : public PrefillMethod {
   }
 
   std::vector<std::int32_t> select_stripes(const AttnInput& in, int head, std::int64_t group,
-                                           const Plan& shape) const {
+                                           const estimate::PackedRows& keys, const Plan& shape) const {
     const AttnShape& s = in.shape;
-    const int block = config_.block, dim = s.dim, kv = s.kv_head_of(head);
+    const int block = config_.block, dim = s.dim;
     const float scale = s.softmax_scale();
     const std::int64_t first_qb = group * config_.step;
     const std::int64_t group_blocks = std::min<std::int64_t>(config_.step, shape.q_blocks() - first_qb);
@@ -112,10 +116,9 @@ class Anchor final : public PrefillMethod {
       const std::int64_t first_query = qb * block, queries = std::min<std::int64_t>(block, s.n_q - first_query);
       const std::int64_t local = shape.last_position(qb) - start + 1, width = sink + local;
       scores.resize(std::size_t(queries * width));
-      estimate::scores_abt(in.q_row(head, first_query), dim, in.k_row(kv, 0), dim, scores.data(), width, queries,
-                           sink, dim, scale);
-      estimate::scores_abt(in.q_row(head, first_query), dim, in.k_row(kv, start), dim, scores.data() + sink, width,
-                           queries, local, dim, scale);
+      estimate::scores_packed(in.q_row(head, first_query), dim, queries, keys, 0, sink, scores.data(), width, scale);
+      estimate::scores_packed(in.q_row(head, first_query), dim, queries, keys, start, start + local,
+                              scores.data() + sink, width, scale);
       double anchor_sum = 0.0;
       for (std::int64_t r = 0; r < queries; ++r) {
         const float* row = scores.data() + r * width;
@@ -133,17 +136,17 @@ class Anchor final : public PrefillMethod {
     // [group_blocks][candidates] pooled scores; a key is a stripe if any block accepts it.
     const std::int64_t candidates = stripe_end - stripe_first;
     scores.resize(std::size_t(group_blocks * candidates));
-    estimate::scores_abt(pooled_q.data(), dim, in.k_row(kv, stripe_first), dim, scores.data(), candidates,
-                         group_blocks, candidates, dim, scale);
+    estimate::scores_packed(pooled_q.data(), dim, group_blocks, keys, stripe_first, stripe_end, scores.data(),
+                            candidates, scale);
     const float theta = float(config_.theta);
-    std::vector<std::int32_t> keys;
+    std::vector<std::int32_t> selected;
     for (std::int64_t j = 0; j < candidates; ++j)
       for (std::int64_t b = 0; b < group_blocks; ++b)
         if (scores[b * candidates + j] + theta >= mean_anchor[b]) {
-          keys.push_back(std::int32_t(stripe_first + j));
+          selected.push_back(std::int32_t(stripe_first + j));
           break;
         }
-    return keys;
+    return selected;
   }
 
   AnchorConfig config_;

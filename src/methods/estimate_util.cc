@@ -1,6 +1,7 @@
 #include "methods/estimate_util.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -12,68 +13,89 @@ namespace {
 // Sixteen floats; one AVX-512 register with -march=native, split by the compiler otherwise.
 // aligned(4) and may_alias make dereferencing an unaligned row pointer legal.
 typedef float Vec16 __attribute__((vector_size(64), aligned(4), may_alias));
-constexpr int kLanes = 16;
+constexpr int kPanel = PackedRows::kPanel;
+static_assert(kPanel == 32, "the kernel holds a panel row in two 16-float vectors");
 
-inline float lane_sum(Vec16 v) {
-  float total = 0.0f;
-  for (int l = 0; l < kLanes; ++l) total += v[l];
-  return total;
-}
-
-// An MR x NR tile of dot products: MR*NR accumulators stay in registers while each chunk of
-// 16 channels of the MR + NR rows is loaded once.
-template <int MR, int NR>
-void tile(const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
-          std::int64_t k, float scale) {
-  Vec16 acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = Vec16{};
-  std::int64_t c0 = 0;
-  for (; c0 + kLanes <= k; c0 += kLanes) {
-    Vec16 av[MR], bv[NR];
-    for (int i = 0; i < MR; ++i) av[i] = *reinterpret_cast<const Vec16*>(a + i * lda + c0);
-    for (int j = 0; j < NR; ++j) bv[j] = *reinterpret_cast<const Vec16*>(b + j * ldb + c0);
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc[i][j] += av[i] * bv[j];
-  }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) {
-      float dot = lane_sum(acc[i][j]);
-      for (std::int64_t c1 = c0; c1 < k; ++c1) dot += a[i * lda + c1] * b[j * ldb + c1];
-      c[i * ldc + j] = dot * scale;
-    }
-}
-
-using TileFn = void (*)(const float*, std::int64_t, const float*, std::int64_t, float*, std::int64_t, std::int64_t,
-                        float);
-
+// MR rows of A against one packed panel: 2·MR accumulators stay in registers; per channel
+// two panel vectors are loaded and each A element is broadcast.
 template <int MR>
-constexpr TileFn tile_for(int nr) {
-  return nr == 1 ? &tile<MR, 1> : nr == 2 ? &tile<MR, 2> : nr == 3 ? &tile<MR, 3> : &tile<MR, 4>;
+void panel_kernel(const float* a, std::int64_t lda, const float* panel, std::int64_t k, float* out /*[MR][kPanel]*/,
+                  float scale) {
+  Vec16 acc[MR][2];
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = Vec16{};
+  for (std::int64_t c = 0; c < k; ++c) {
+    const Vec16 b0 = *reinterpret_cast<const Vec16*>(panel + c * kPanel);
+    const Vec16 b1 = *reinterpret_cast<const Vec16*>(panel + c * kPanel + 16);
+    for (int r = 0; r < MR; ++r) {
+      const float x = a[r * lda + c];
+      acc[r][0] += x * b0;
+      acc[r][1] += x * b1;
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    *reinterpret_cast<Vec16*>(out + r * kPanel) = acc[r][0] * scale;
+    *reinterpret_cast<Vec16*>(out + r * kPanel + 16) = acc[r][1] * scale;
+  }
 }
 
-TileFn pick_tile(int mr, int nr) {
-  switch (mr) {
-    case 1: return tile_for<1>(nr);
-    case 2: return tile_for<2>(nr);
-    case 3: return tile_for<3>(nr);
-    default: return tile_for<4>(nr);
-  }
+constexpr int kRows = 6;
+using KernelFn = void (*)(const float*, std::int64_t, const float*, std::int64_t, float*, float);
+constexpr KernelFn kKernels[kRows + 1] = {nullptr,          &panel_kernel<1>, &panel_kernel<2>, &panel_kernel<3>,
+                                          &panel_kernel<4>, &panel_kernel<5>, &panel_kernel<6>};
+
+// exp(x) as plain code the compiler vectorises (a vector math library call would not be):
+// Cody–Waite range reduction and a degree-6 polynomial, ~1e-7 relative error on [-87, 88].
+// Inputs at or below -87 (including -inf) give 0.
+inline float fast_exp(float x) {
+  if (!(x > -87.0f)) return 0.0f;
+  const float t = x * 1.44269504088896341f;  // x / ln 2
+  const float n = __builtin_floorf(t + 0.5f);
+  const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
+  float p = 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  return p * std::bit_cast<float>((std::int32_t(n) + 127) << 23);  // p · 2^n, n in [-126, 127]
 }
 
 }  // namespace
 
-void scores_abt(const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
-                std::int64_t m, std::int64_t n, std::int64_t k, float scale) {
-  constexpr int kRows = 4, kCols = 4;
-  for (std::int64_t i = 0; i < m; i += kRows) {
-    int mr = int(std::min<std::int64_t>(kRows, m - i));
-    for (std::int64_t j = 0; j < n; j += kCols) {
-      int nr = int(std::min<std::int64_t>(kCols, n - j));
-      TileFn fn = (mr == kRows && nr == kCols) ? &tile<kRows, kCols> : pick_tile(mr, nr);
-      fn(a + i * lda, lda, b + j * ldb, ldb, c + i * ldc + j, ldc, k, scale);
+void PackedRows::pack(const float* b, std::int64_t ldb, std::int64_t n, std::int64_t k) {
+  rows_ = n;
+  depth_ = k;
+  const std::int64_t panels = (n + kPanel - 1) / kPanel;
+  data_.assign(std::size_t(panels * k * kPanel), 0.0f);
+  for (std::int64_t j = 0; j < n; ++j) {
+    float* dst = data_.data() + (j / kPanel) * k * kPanel + j % kPanel;
+    const float* row = b + j * ldb;
+    for (std::int64_t c = 0; c < k; ++c) dst[c * kPanel] = row[c];
+  }
+}
+
+void scores_packed(const float* a, std::int64_t lda, std::int64_t m, const PackedRows& b, std::int64_t col_first,
+                   std::int64_t col_end, float* c, std::int64_t ldc, float scale) {
+  alignas(64) float tile[kRows * kPanel];
+  const std::int64_t k = b.depth();
+  for (std::int64_t p = col_first / kPanel; p * kPanel < col_end; ++p) {
+    const std::int64_t j0 = std::max(col_first, p * kPanel), j1 = std::min(col_end, (p + 1) * kPanel);
+    for (std::int64_t i = 0; i < m; i += kRows) {
+      const int mr = int(std::min<std::int64_t>(kRows, m - i));
+      kKernels[mr](a + i * lda, lda, b.panel(p), k, tile, scale);
+      for (int r = 0; r < mr; ++r)
+        std::copy(tile + r * kPanel + (j0 - p * kPanel), tile + r * kPanel + (j1 - p * kPanel),
+                  c + (i + r) * ldc + (j0 - col_first));
     }
   }
+}
+
+void scores_abt(const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
+                std::int64_t m, std::int64_t n, std::int64_t k, float scale) {
+  thread_local PackedRows scratch;
+  scratch.pack(b, ldb, n, k);
+  scores_packed(a, lda, m, scratch, 0, n, c, ldc, scale);
 }
 
 void pool_rows(const float* x, std::int64_t rows, int dim, int block, Pool pool, float* out) {
@@ -110,12 +132,13 @@ void softmax(float* x, std::int64_t n) {
     std::fill(x, x + n, 0.0f);
     return;
   }
-  double sum = 0.0;
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
   for (std::int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - top);  // exp(-inf) = 0
+    x[i] = fast_exp(x[i] - top);
     sum += x[i];
   }
-  const float inv = float(1.0 / sum);
+  const float inv = 1.0f / sum;
   for (std::int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 

@@ -11,9 +11,30 @@
 
 namespace ls::estimate {
 
-// c[i * ldc + j] = scale * dot(a row i, b row j) for i < m, j < n; rows have `k` floats.
-// A register-blocked kernel the compiler vectorises (-march=native); single-threaded, so it
-// is safe inside ls::parallel_for.
+// Rows of a matrix B [n][k] repacked for score GEMMs: panels of kPanel consecutive rows,
+// each stored channel-major [k][kPanel] and zero-padded, so the kernel reads one vector of
+// kPanel keys per channel and broadcasts the query channel. Pack once per KV head and reuse
+// it for every query head and block that reads those keys.
+class PackedRows {
+ public:
+  static constexpr int kPanel = 32;
+  void pack(const float* b, std::int64_t ldb, std::int64_t n, std::int64_t k);
+  std::int64_t rows() const { return rows_; }
+  std::int64_t depth() const { return depth_; }
+  const float* panel(std::int64_t p) const { return data_.data() + p * depth_ * kPanel; }
+
+ private:
+  std::vector<float> data_;  // [ceil(rows / kPanel)][depth][kPanel]
+  std::int64_t rows_ = 0, depth_ = 0;
+};
+
+// c[i * ldc + (j - col_first)] = scale * dot(a row i, b row j) for i < m and
+// col_first <= j < col_end; a rows have b.depth() floats. Single-threaded (safe inside
+// ls::parallel_for); vectorised by the compiler with -march=native.
+void scores_packed(const float* a, std::int64_t lda, std::int64_t m, const PackedRows& b, std::int64_t col_first,
+                   std::int64_t col_end, float* c, std::int64_t ldc, float scale);
+
+// The same for an unpacked B [n][k] (packs into per-thread scratch): for small or one-off B.
 void scores_abt(const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
                 std::int64_t m, std::int64_t n, std::int64_t k, float scale);
 
@@ -23,8 +44,8 @@ enum class Pool { Mean, Max, Min };
 // reduced channel-wise; a last partial block is reduced over the rows it has.
 void pool_rows(const float* x, std::int64_t rows, int dim, int block, Pool pool, float* out);
 
-// In-place softmax of x[0..n); entries equal to -infinity get probability 0. A row that is
-// entirely -infinity becomes all zeros.
+// In-place softmax of x[0..n) (vectorised exp); entries equal to -infinity get probability
+// 0. A row that is entirely -infinity becomes all zeros.
 void softmax(float* x, std::int64_t n);
 
 // Indices of values sorted by descending value; ties go to the lower index, so the order is

@@ -77,8 +77,13 @@ class FlexPrefill final : public PrefillMethod {
       return make_dense_plan(s.heads, s.kv_heads, s.n_q, s.n_k, block, block);
 
     PlanBuilder builder(s.heads, s.heads, s.n_q, s.n_k, block, block);
+    // Keys packed once per KV head, shared by the query heads of its group.
+    std::vector<estimate::PackedRows> packed_keys(s.kv_heads);
+    parallel_for(s.kv_heads, [&](std::int64_t g) { packed_keys[g].pack(in.k_row(int(g), 0), s.dim, s.n_k, s.dim); });
     std::vector<HeadSelection> selections(s.heads);
-    parallel_for(s.heads, [&](std::int64_t h) { selections[h] = select_head(in, int(h), builder.shape()); });
+    parallel_for(s.heads, [&](std::int64_t h) {
+      selections[h] = select_head(in, int(h), packed_keys[in.shape.kv_head_of(int(h))], builder.shape());
+    });
 
     for (int h = 0; h < s.heads; ++h) {
       const HeadSelection& sel = selections[h];
@@ -94,7 +99,7 @@ class FlexPrefill final : public PrefillMethod {
   }
 
  private:
-  HeadSelection select_head(const AttnInput& in, int head, const Plan& shape) const {
+  HeadSelection select_head(const AttnInput& in, int head, const estimate::PackedRows& keys, const Plan& shape) const {
     const AttnShape& s = in.shape;
     const int block = config_.block, dim = s.dim, kv = s.kv_head_of(head);
     const float scale = s.softmax_scale();
@@ -104,8 +109,7 @@ class FlexPrefill final : public PrefillMethod {
 
     // [last][n_k] scores of the last queries, softmaxed per row with the causal corner masked.
     std::vector<float> probs(std::size_t(last * n_k));
-    estimate::scores_abt(in.q_row(head, first_query), dim, in.k_row(kv, 0), dim, probs.data(), n_k, last, n_k, dim,
-                         scale);
+    estimate::scores_packed(in.q_row(head, first_query), dim, last, keys, 0, n_k, probs.data(), n_k, scale);
     std::vector<float> vertical(n_k, 0.0f), slash(n_k, 0.0f);  // by key, by offset
     for (std::int64_t r = 0; r < last; ++r) {
       float* row = probs.data() + r * n_k;

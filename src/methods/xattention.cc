@@ -74,12 +74,17 @@ class XAttention final : public PrefillMethod {
       keys = padded_keys.data();
     }
 
+    // Key tiles (rows of stride·dim floats) packed once per KV head.
+    std::vector<estimate::PackedRows> packed_tiles(s.kv_heads);
+    parallel_for(s.kv_heads, [&](std::int64_t g) {
+      packed_tiles[g].pack(keys + std::size_t(g) * key_tiles * stride * dim, std::int64_t(stride) * dim, key_tiles,
+                           std::int64_t(stride) * dim);
+    });
     // [heads * q_blocks] selected key blocks per row, filled in parallel, added in order.
     std::vector<std::vector<std::int32_t>> selected(std::size_t(s.heads * q_blocks));
     parallel_for(s.heads * q_blocks, [&](std::int64_t item) {
       const int head = int(item / q_blocks);
-      const float* head_keys = keys + std::size_t(s.kv_head_of(head)) * key_tiles * stride * dim;
-      selected[item] = select_row(in, head, item % q_blocks, head_keys, shape);
+      selected[item] = select_row(in, head, item % q_blocks, packed_tiles[s.kv_head_of(head)], shape);
     });
     for (std::int64_t row = 0; row < builder.rows(); ++row) {
       builder.add_diagonal(row);
@@ -90,8 +95,8 @@ class XAttention final : public PrefillMethod {
 
  private:
   // Key blocks kept for one (head, query block) row beyond the diagonal.
-  std::vector<std::int32_t> select_row(const AttnInput& in, int head, std::int64_t qb, const float* head_keys,
-                                       const Plan& shape) const {
+  std::vector<std::int32_t> select_row(const AttnInput& in, int head, std::int64_t qb,
+                                       const estimate::PackedRows& key_tiles, const Plan& shape) const {
     const AttnShape& s = in.shape;
     const int stride = config_.stride, block = config_.block, dim = s.dim;
     const int tiles_per_block = block / stride;
@@ -113,8 +118,8 @@ class XAttention final : public PrefillMethod {
       }
     // [tiles][visible_tiles] antidiagonal scores, then probabilities.
     std::vector<float> scores(std::size_t(tiles * visible_tiles));
-    estimate::scores_abt(query_tiles.data(), tile_width, head_keys, tile_width, scores.data(), visible_tiles, tiles,
-                         visible_tiles, tile_width, s.softmax_scale() / float(stride));
+    estimate::scores_packed(query_tiles.data(), tile_width, tiles, key_tiles, 0, visible_tiles, scores.data(),
+                            visible_tiles, s.softmax_scale() / float(stride));
     std::vector<float> block_mass(k_blocks, 0.0f);
     for (std::int64_t t = 0; t < tiles; ++t) {
       float* row = scores.data() + t * visible_tiles;
