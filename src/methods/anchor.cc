@@ -82,12 +82,28 @@ class Anchor final : public PrefillMethod {
         const std::int64_t row = std::int64_t(h) * q_blocks + qb, group = qb / config_.step;
         builder.add_blocks(row, 0, 1);
         builder.add_keys(row, local_start(shape, group), shape.last_position(qb));
-        for (std::int32_t key : stripes[h * groups + group]) builder.add_column(row, key);
+        add_stripes(builder, row, stripes[h * groups + group]);
       }
     return builder.finish();
   }
 
  private:
+  // Stripe keys as gathered columns; a key block whose every key is a stripe becomes a block
+  // range instead (the same keys, computed as a dense tile).
+  void add_stripes(PlanBuilder& builder, std::int64_t row, const std::vector<std::int32_t>& keys) const {
+    const std::int64_t block = config_.block;
+    for (std::size_t i = 0; i < keys.size();) {
+      const std::int64_t key = keys[i];
+      if (key % block == 0 && i + block <= keys.size() && keys[i + block - 1] == key + block - 1) {
+        builder.add_blocks(row, key / block, key / block + 1);  // sorted and distinct: a full block
+        i += block;
+      } else {
+        builder.add_column(row, key);
+        ++i;
+      }
+    }
+  }
+
   // First key of the local part of the anchor region: the start of the key block before the
   // group's first key block.
   std::int64_t local_start(const Plan& shape, std::int64_t group) const {

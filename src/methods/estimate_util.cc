@@ -47,10 +47,10 @@ constexpr KernelFn kKernels[kRows + 1] = {nullptr,          &panel_kernel<1>, &p
 // Cody–Waite range reduction and a degree-6 polynomial, ~1e-7 relative error on [-87, 88].
 // Inputs at or below -87 (including -inf) give 0.
 inline float fast_exp(float x) {
-  if (!(x > -87.0f)) return 0.0f;
-  const float t = x * 1.44269504088896341f;  // x / ln 2
+  const float clamped = x > -87.0f ? x : -87.0f;  // branch-free: also maps -inf
+  const float t = clamped * 1.44269504088896341f;  // x / ln 2
   const float n = __builtin_floorf(t + 0.5f);
-  const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
+  const float r = (clamped - n * 0.693145751953125f) - n * 1.428606765330187045e-06f;
   float p = 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;
   p = p * r + 1.0f / 24.0f;
@@ -58,7 +58,8 @@ inline float fast_exp(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  return p * std::bit_cast<float>((std::int32_t(n) + 127) << 23);  // p · 2^n, n in [-126, 127]
+  const float value = p * std::bit_cast<float>((std::int32_t(n) + 127) << 23);  // p · 2^n
+  return x > -87.0f ? value : 0.0f;
 }
 
 }  // namespace
@@ -127,7 +128,8 @@ void pool_rows(const float* x, std::int64_t rows, int dim, int block, Pool pool,
 
 void softmax(float* x, std::int64_t n) {
   float top = -std::numeric_limits<float>::infinity();
-  for (std::int64_t i = 0; i < n; ++i) top = std::max(top, x[i]);
+#pragma omp simd reduction(max : top)
+  for (std::int64_t i = 0; i < n; ++i) top = top > x[i] ? top : x[i];
   if (!std::isfinite(top)) {
     std::fill(x, x + n, 0.0f);
     return;

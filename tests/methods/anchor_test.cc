@@ -21,12 +21,14 @@ TEST(Anchor, PlantedKeysBecomeStripes) {
     EXPECT_LT(density(plan), 0.8);
   }
   // In the second group (queries 512..1023) the first phase's keys [192, 224) lie outside
-  // the anchor region (block 0, block 15, the group): they must come in as gathered columns.
+  // the anchor region (block 0, block 15, the group): they must come in as stripes (a fully
+  // selected key block is stored as a block range, the rest as gathered columns).
   auto p = testing::make_planted(Pattern::TwoPhase, 2, 1, 1024, 42);
   Plan plan = testing::build("anchor:theta=0", p);
+  Plan no_stripes = testing::build("anchor:theta=-1000", p);
   for (int h = 0; h < 2; ++h) {
-    auto cols = plan.row_columns(plan.row(h, 512 / 32));
-    EXPECT_TRUE(std::binary_search(cols.begin(), cols.end(), 200)) << h;
+    EXPECT_TRUE(testing::selects_all(plan, h, 512, 192, 224)) << h;
+    EXPECT_FALSE(no_stripes.selects(h, 512, 200)) << h;
   }
 }
 
