@@ -54,7 +54,7 @@ void order_descending(std::span<const float> values, std::vector<std::int32_t>& 
 
 // FlexPrefill's budget: the number of largest entries whose cumulative sum first exceeds
 // `target` (count of prefix sums <= target, plus one), at most values.size().
-std::int64_t cover_count(std::span<const float> values, double target, std::vector<std::int32_t>& scratch);
+std::int64_t cover_count(std::span<const float> values, double target, std::vector<float>& scratch);
 
 // Square-root Jensen–Shannon divergence (natural log) between two distributions of equal
 // length; 0·log 0 counts as 0. Inputs should each sum to 1.

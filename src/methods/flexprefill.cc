@@ -39,6 +39,7 @@
 #include <limits>
 #include <vector>
 
+#include "core/buffer.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "methods/estimate_util.h"
@@ -77,12 +78,19 @@ class FlexPrefill final : public PrefillMethod {
       return make_dense_plan(s.heads, s.kv_heads, s.n_q, s.n_k, block, block);
 
     PlanBuilder builder(s.heads, s.heads, s.n_q, s.n_k, block, block);
-    // Keys packed once per KV head, shared by the query heads of its group.
+    // Per KV head, shared by the query heads of its group: keys packed for the score kernel
+    // and mean-pooled key blocks [k_blocks][dim].
     std::vector<estimate::PackedRows> packed_keys(s.kv_heads);
-    parallel_for(s.kv_heads, [&](std::int64_t g) { packed_keys[g].pack(in.k_row(int(g), 0), s.dim, s.n_k, s.dim); });
+    std::vector<std::vector<float>> pooled_keys(s.kv_heads);
+    parallel_for(s.kv_heads, [&](std::int64_t g) {
+      packed_keys[g].pack(in.k_row(int(g), 0), s.dim, s.n_k, s.dim);
+      pooled_keys[g].resize(std::size_t(builder.k_blocks() * s.dim));
+      estimate::pool_rows(in.k_row(int(g), 0), s.n_k, s.dim, block, estimate::Pool::Mean, pooled_keys[g].data());
+    });
     std::vector<HeadSelection> selections(s.heads);
     parallel_for(s.heads, [&](std::int64_t h) {
-      selections[h] = select_head(in, int(h), packed_keys[in.shape.kv_head_of(int(h))], builder.shape());
+      const int g = s.kv_head_of(int(h));
+      selections[h] = select_head(in, int(h), packed_keys[g], pooled_keys[g], builder.shape());
     });
 
     for (int h = 0; h < s.heads; ++h) {
@@ -99,16 +107,17 @@ class FlexPrefill final : public PrefillMethod {
   }
 
  private:
-  HeadSelection select_head(const AttnInput& in, int head, const estimate::PackedRows& keys, const Plan& shape) const {
+  HeadSelection select_head(const AttnInput& in, int head, const estimate::PackedRows& keys,
+                            const std::vector<float>& pooled_k, const Plan& shape) const {
     const AttnShape& s = in.shape;
-    const int block = config_.block, dim = s.dim, kv = s.kv_head_of(head);
+    const int block = config_.block, dim = s.dim;
     const float scale = s.softmax_scale();
     const std::int64_t n_k = s.n_k, k_blocks = shape.k_blocks();
     const std::int64_t last = std::min<std::int64_t>(block, s.n_q);
     const std::int64_t first_query = s.n_q - last;
 
     // [last][n_k] scores of the last queries, softmaxed per row with the causal corner masked.
-    std::vector<float> probs(std::size_t(last * n_k));
+    Buffer<float> probs(std::size_t(last * n_k));
     estimate::scores_packed(in.q_row(head, first_query), dim, last, keys, 0, n_k, probs.data(), n_k, scale);
     std::vector<float> vertical(n_k, 0.0f), slash(n_k, 0.0f);  // by key, by offset
     for (std::int64_t r = 0; r < last; ++r) {
@@ -127,11 +136,12 @@ class FlexPrefill final : public PrefillMethod {
     }
 
     std::vector<std::int32_t> scratch;
+    std::vector<float> sorted;
     const std::int64_t min_blocks = (config_.min_budget + block - 1) / block;
     const std::int64_t max_blocks =
         config_.max_budget > 0 ? std::min<std::int64_t>((config_.max_budget + block - 1) / block, k_blocks) : k_blocks;
     auto budget_blocks = [&](const std::vector<float>& scores) {
-      std::int64_t tokens = estimate::cover_count(scores, config_.gamma, scratch);
+      std::int64_t tokens = estimate::cover_count(scores, config_.gamma, sorted);
       return std::clamp<std::int64_t>(tokens / block + 1, std::min(min_blocks, max_blocks), max_blocks);
     };
     std::int64_t vertical_budget = budget_blocks(vertical), slash_budget = budget_blocks(slash);
@@ -143,8 +153,6 @@ class FlexPrefill final : public PrefillMethod {
     }
 
     // Pattern choice: the estimated block distribution of the mean last query.
-    std::vector<float> pooled_k(std::size_t(k_blocks * dim));
-    estimate::pool_rows(in.k_row(kv, 0), n_k, dim, block, estimate::Pool::Mean, pooled_k.data());
     std::vector<float> mean_q(dim, 0.0f);
     for (std::int64_t r = 0; r < last; ++r) {
       const float* q = in.q_row(head, first_query + r);

@@ -44,6 +44,15 @@ TEST(EstimateUtil, SoftmaxMatchesExactAndHandlesMaskedEntries) {
   for (std::size_t i = 0; i < x.size(); ++i) sum += expect[i] = std::isfinite(x[i]) ? std::exp(double(x[i])) : 0.0;
   estimate::softmax(x.data(), std::int64_t(x.size()));
   for (std::size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], expect[i] / sum, 1e-6) << i;
+  std::vector<float> long_row(37);
+  std::vector<double> long_expect(37);
+  double long_sum = 0.0;
+  for (int i = 0; i < 37; ++i) {
+    long_row[i] = i % 5 == 0 ? -inf : 0.37f * float(i % 11) - 2.0f - (i == 20 ? 100.0f : 0.0f);
+    long_sum += long_expect[i] = std::isfinite(long_row[i]) ? std::exp(double(long_row[i])) : 0.0;
+  }
+  estimate::softmax(long_row.data(), 37);
+  for (int i = 0; i < 37; ++i) EXPECT_NEAR(long_row[i], long_expect[i] / long_sum, 1e-6) << i;
   std::vector<float> masked{-inf, -inf};
   estimate::softmax(masked.data(), 2);
   EXPECT_EQ(masked[0], 0.0f);
@@ -66,9 +75,10 @@ TEST(EstimateUtil, CoverCountAndOrder) {
   estimate::order_descending(v, order);
   EXPECT_EQ(order, (std::vector<std::int32_t>{1, 3, 4, 0, 2}));
   // Prefix sums 0.4, 0.7, 0.85, 0.95, 1.0: the count of sums <= target, plus one.
-  EXPECT_EQ(estimate::cover_count(v, 0.5, order), 2);
-  EXPECT_EQ(estimate::cover_count(v, 0.9, order), 4);
-  EXPECT_EQ(estimate::cover_count(v, 2.0, order), 5);
+  std::vector<float> scratch;
+  EXPECT_EQ(estimate::cover_count(v, 0.5, scratch), 2);
+  EXPECT_EQ(estimate::cover_count(v, 0.9, scratch), 4);
+  EXPECT_EQ(estimate::cover_count(v, 2.0, scratch), 5);
   std::vector<float> ties{0.2f, 0.2f, 0.2f};
   estimate::order_descending(ties, order);
   EXPECT_EQ(order, (std::vector<std::int32_t>{0, 1, 2}));
