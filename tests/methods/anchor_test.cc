@@ -82,7 +82,7 @@ TEST(Anchor, ChunkedPrefillAndOddLengths) {
 }
 
 TEST(Anchor, OutputMatchesDenseWhenRecallIsFull) {
-  auto p = testing::make_planted(Pattern::TwoPhase, 2, 1, 1024, 47);
+  auto p = testing::make_planted(Pattern::TwoPhase, 1, 1, 768, 47);
   Plan plan = testing::build("anchor:theta=0", p);
   ASSERT_LT(density(plan), 1.0);
   ASSERT_GT(testing::recall(p, plan, 4).min, 0.999);

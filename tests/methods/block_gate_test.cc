@@ -81,7 +81,7 @@ TEST(BlockGate, ChunkedPrefillAndOddLengths) {
 }
 
 TEST(BlockGate, OutputMatchesDenseWhenRecallIsFull) {
-  auto p = testing::make_planted(Pattern::TwoPhase, 2, 1, 1024, 36);
+  auto p = testing::make_planted(Pattern::TwoPhase, 1, 1, 768, 36);
   Plan plan = testing::build("block-gate", p);
   ASSERT_LT(density(plan), 1.0);
   ASSERT_GT(testing::recall(p, plan, 4).min, 0.999);

@@ -87,7 +87,7 @@ TEST(FlexPrefill, ChunkedPrefillAndOddLengths) {
 }
 
 TEST(FlexPrefill, OutputMatchesDenseWhenRecallIsFull) {
-  auto p = testing::make_planted(Pattern::TwoPhase, 2, 1, 1024, 27);
+  auto p = testing::make_planted(Pattern::TwoPhase, 1, 1, 768, 27);
   Plan plan = testing::build("flexprefill", p);
   ASSERT_LT(density(plan), 1.0);
   ASSERT_GT(testing::recall(p, plan, 4).min, 0.999);

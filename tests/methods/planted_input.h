@@ -111,7 +111,7 @@ struct Recall {
 
 // Attention mass the plan keeps, exact softmax in double, on every `row_step`-th query of
 // every head (sampled rows; never the full n×n matrix).
-inline Recall recall(const PlantedInput& p, const Plan& plan, std::int64_t row_step = 8) {
+inline Recall recall(const PlantedInput& p, const Plan& plan, std::int64_t row_step = 13) {
   const AttnShape& s = p.shape;
   const double scale = s.softmax_scale();
   std::vector<double> scores(s.n_k);
@@ -145,7 +145,7 @@ inline Recall recall(const PlantedInput& p, const Plan& plan, std::int64_t row_s
 }
 
 // Plan A selects every pair plan B selects (same shape and blocks).
-inline bool is_superset(const Plan& a, const Plan& b, const AttnShape& s, std::int64_t row_step = 5) {
+inline bool is_superset(const Plan& a, const Plan& b, const AttnShape& s, std::int64_t row_step = 11) {
   for (int h = 0; h < s.heads; ++h)
     for (std::int64_t i = 0; i < s.n_q; i += row_step)
       for (std::int64_t key = 0; key <= s.position(i); ++key)

@@ -67,7 +67,7 @@ TEST(XAttention, ChunkedPrefillAndOddLengths) {
 }
 
 TEST(XAttention, OutputMatchesDenseWhenRecallIsFull) {
-  auto p = testing::make_planted(Pattern::TwoPhase, 2, 1, 1024, 16);
+  auto p = testing::make_planted(Pattern::TwoPhase, 1, 1, 768, 16);
   Plan plan = testing::build("xattention", p);
   ASSERT_GT(testing::recall(p, plan, 4).min, 0.999);
   EXPECT_LT(testing::output_error(p, plan), 1e-2);
