@@ -20,7 +20,7 @@ static_assert(kPanel == 32, "the kernel holds a panel row in two 16-float vector
 // MR rows of A against one packed panel: 2·MR accumulators stay in registers; per channel
 // two panel vectors are loaded and each A element is broadcast.
 template <int MR>
-void panel_kernel(const float* a, std::int64_t lda, const float* panel, std::int64_t k, float* out /*[MR][kPanel]*/,
+void panel_kernel(const float* a, std::int64_t lda, const float* panel, std::int64_t k, float* out, std::int64_t ldo,
                   float scale) {
   Vec16 acc[MR][2];
   for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = Vec16{};
@@ -34,13 +34,13 @@ void panel_kernel(const float* a, std::int64_t lda, const float* panel, std::int
     }
   }
   for (int r = 0; r < MR; ++r) {
-    *reinterpret_cast<Vec16*>(out + r * kPanel) = acc[r][0] * scale;
-    *reinterpret_cast<Vec16*>(out + r * kPanel + 16) = acc[r][1] * scale;
+    *reinterpret_cast<Vec16*>(out + r * ldo) = acc[r][0] * scale;
+    *reinterpret_cast<Vec16*>(out + r * ldo + 16) = acc[r][1] * scale;
   }
 }
 
 constexpr int kRows = 6;
-using KernelFn = void (*)(const float*, std::int64_t, const float*, std::int64_t, float*, float);
+using KernelFn = void (*)(const float*, std::int64_t, const float*, std::int64_t, float*, std::int64_t, float);
 constexpr KernelFn kKernels[kRows + 1] = {nullptr,          &panel_kernel<1>, &panel_kernel<2>, &panel_kernel<3>,
                                           &panel_kernel<4>, &panel_kernel<5>, &panel_kernel<6>};
 
@@ -105,9 +105,14 @@ void scores_packed(const float* a, std::int64_t lda, std::int64_t m, const Packe
   const std::int64_t k = b.depth();
   for (std::int64_t p = col_first / kPanel; p * kPanel < col_end; ++p) {
     const std::int64_t j0 = std::max(col_first, p * kPanel), j1 = std::min(col_end, (p + 1) * kPanel);
+    const bool whole = j0 == p * kPanel && j1 == (p + 1) * kPanel;
     for (std::int64_t i = 0; i < m; i += kRows) {
       const int mr = int(std::min<std::int64_t>(kRows, m - i));
-      kKernels[mr](a + i * lda, lda, b.panel(p), k, tile, scale);
+      if (whole) {  // straight into c
+        kKernels[mr](a + i * lda, lda, b.panel(p), k, c + i * ldc + (j0 - col_first), ldc, scale);
+        continue;
+      }
+      kKernels[mr](a + i * lda, lda, b.panel(p), k, tile, kPanel, scale);
       for (int r = 0; r < mr; ++r)
         std::copy(tile + r * kPanel + (j0 - p * kPanel), tile + r * kPanel + (j1 - p * kPanel),
                   c + (i + r) * ldc + (j0 - col_first));
@@ -132,13 +137,16 @@ void pool_rows(const float* x, std::int64_t rows, int dim, int block, Pool pool,
       const float* row = x + r * dim;
       switch (pool) {
         case Pool::Mean:
+#pragma omp simd
           for (int c = 0; c < dim; ++c) o[c] += row[c];
           break;
         case Pool::Max:
-          for (int c = 0; c < dim; ++c) o[c] = std::max(o[c], row[c]);
+#pragma omp simd
+          for (int c = 0; c < dim; ++c) o[c] = o[c] > row[c] ? o[c] : row[c];
           break;
         case Pool::Min:
-          for (int c = 0; c < dim; ++c) o[c] = std::min(o[c], row[c]);
+#pragma omp simd
+          for (int c = 0; c < dim; ++c) o[c] = o[c] < row[c] ? o[c] : row[c];
           break;
       }
     }
@@ -180,17 +188,23 @@ void order_descending(std::span<const float> values, std::vector<std::int32_t>& 
 }
 
 std::int64_t cover_count(std::span<const float> values, double target, std::vector<float>& scratch) {
-  // Only the sorted values matter, so sort a copy of the floats (no index indirection).
+  // Only the sorted values matter. Attention mass is concentrated, so first sort just the
+  // largest eighth; sort everything only if those do not reach the target.
+  const std::int64_t n = std::int64_t(values.size());
   scratch.assign(values.begin(), values.end());
-  std::sort(scratch.begin(), scratch.end(), std::greater<float>());
-  double sum = 0.0;
-  std::int64_t count = 0;
-  for (float value : scratch) {
-    sum += value;
-    if (sum > target) break;
-    ++count;
+  std::int64_t sorted = std::min<std::int64_t>(n, std::max<std::int64_t>(64, n / 8));
+  for (;;) {
+    std::partial_sort(scratch.begin(), scratch.begin() + sorted, scratch.end(), std::greater<float>());
+    double sum = 0.0;
+    std::int64_t count = 0;
+    for (std::int64_t i = 0; i < sorted; ++i) {
+      sum += scratch[i];
+      if (sum > target) return std::min(count + 1, n);
+      ++count;
+    }
+    if (sorted == n) return std::min(count + 1, n);
+    sorted = n;
   }
-  return std::min<std::int64_t>(count + 1, std::int64_t(values.size()));
 }
 
 double sqrt_js_distance(std::span<const float> p, std::span<const float> q) {

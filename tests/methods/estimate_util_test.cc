@@ -79,6 +79,15 @@ TEST(EstimateUtil, CoverCountAndOrder) {
   EXPECT_EQ(estimate::cover_count(v, 0.5, scratch), 2);
   EXPECT_EQ(estimate::cover_count(v, 0.9, scratch), 4);
   EXPECT_EQ(estimate::cover_count(v, 2.0, scratch), 5);
+  // Spread mass: the budget needs far more than the largest eighth of the entries.
+  std::vector<float> spread(1000);
+  for (int i = 0; i < 1000; ++i) spread[i] = float((i * 7919) % 1000 + 1);
+  double total = 0.0;
+  for (float x : spread) total += x;
+  for (float& x : spread) x = float(x / total);
+  // Sorted descending the values are 1000..1 (/ total); the prefix of the top c sums to
+  // c(2001 − c)/2 / total. Exceeding 0.9 of 500500 first happens at c = 685.
+  EXPECT_EQ(estimate::cover_count(spread, 0.9, scratch), 685);
   std::vector<float> ties{0.2f, 0.2f, 0.2f};
   estimate::order_descending(ties, order);
   EXPECT_EQ(order, (std::vector<std::int32_t>{0, 1, 2}));
