@@ -1,12 +1,18 @@
-// Formatter and generator factories for gen/eval/sweep. Models are reached through the model
-// layer's public API; until that API is in this build, only "approx" (length fitting without
-// a model) and "oracle" (pipeline check) are available.
+// Formatter and generator factories for gen/eval/sweep, reaching models through the model
+// layer's public API (GGUF file, tokenizer, chat template). "approx" fits lengths without a model; "oracle" checks the pipeline
+// without one.
 #include "cli/eval_model.h"
 
+#include <filesystem>
+#include <map>
 #include <unordered_map>
 
 #include "core/error.h"
 #include "eval/results.h"
+#include "model/chat.h"
+#include "model/gguf.h"
+#include "model/model_path.h"
+#include "model/tokenizer.h"
 
 namespace ls::cli {
 
@@ -35,6 +41,49 @@ class OracleGenerator : public eval::Generator {
   std::unordered_map<std::size_t, std::string> answers_;  // prompt hash -> gold answer text
 };
 
+// A model loaded once per process and shared by every method of a sweep.
+struct LoadedModel {
+  std::string name;
+  std::unique_ptr<GgufFile> file;
+  std::unique_ptr<Tokenizer> tokenizer;
+  ChatFormat chat;
+};
+
+LoadedModel& load_model(const std::string& model, bool with_weights) {
+  static std::map<std::string, std::unique_ptr<LoadedModel>> loaded;
+  auto& slot = loaded[model];
+  if (!slot) {
+    slot = std::make_unique<LoadedModel>();
+    const std::string path = resolve_model_path(model);
+    slot->name = std::filesystem::path(path).filename().string();
+    slot->file = GgufFile::open(path);
+    TokenizerData data = tokenizer_data_from_gguf(*slot->file);
+    slot->chat = chat_format_from_tokenizer(data);
+    slot->tokenizer = std::make_unique<Tokenizer>(std::move(data));
+  }
+  LS_CHECK(!with_weights, "model '{}': this build has no model engine yet; use -m oracle to check the pipeline",
+           model);
+  return *slot;
+}
+
+// The model's tokenizer and chat template: the user turn holds the task input, then the
+// generation prompt, then the answer prefix (as RULER appends it after the model template).
+class ModelFormatter : public eval::PromptFormatter {
+ public:
+  explicit ModelFormatter(const LoadedModel& model) : model_(model) {}
+  std::string format(const std::string& input, const std::string& answer_prefix) const override {
+    const ChatMessage user{"user", input};
+    return apply_chat_template(model_.chat, std::span<const ChatMessage>(&user, 1), true) + answer_prefix;
+  }
+  std::int64_t count_tokens(const std::string& text) const override {
+    return static_cast<std::int64_t>(model_.tokenizer->encode(text, /*parse_special=*/true).size());
+  }
+  std::string name() const override { return model_.name; }
+
+ private:
+  const LoadedModel& model_;
+};
+
 }  // namespace
 
 void prepare_oracle(eval::Generator& generator, const std::vector<eval::TaskSample>& samples,
@@ -57,14 +106,14 @@ void prepare_oracle(eval::Generator& generator, const std::vector<eval::TaskSamp
 
 std::unique_ptr<eval::PromptFormatter> make_formatter(const std::string& model) {
   if (model == "approx" || model == "oracle") return std::make_unique<eval::ApproxFormatter>();
-  fail("model '{}': this build has no tokenizer/model engine yet; use -m approx (length by approximate count) "
-       "or -m oracle (pipeline check)", model);
+  return std::make_unique<ModelFormatter>(load_model(model, false));
 }
 
 std::unique_ptr<eval::Generator> make_generator(const std::string& model, const MethodOptions& methods) {
   const std::string label = eval::method_label(methods.prefill, methods.decode, methods.dense_layers, methods.policy);
   if (model == "oracle") return std::make_unique<OracleGenerator>(label);
-  fail("model '{}': this build has no model engine yet; use -m oracle to check the pipeline", model);
+  load_model(model, true);  // fails: no engine yet
+  return nullptr;
 }
 
 }  // namespace ls::cli
