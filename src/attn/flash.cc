@@ -24,22 +24,33 @@ void check_attention_input(const AttnInput& in, const float* out) {
            in.shape.n_k);
 }
 
+// Query heads per work item: the largest divisor of `heads` (heads that share K/V) whose
+// rows' outputs, heads × block × dim floats, fit in 512 KiB, so an item's scratch stays in L2.
+int heads_per_item(int heads, std::int64_t block, int dim) {
+  const std::int64_t budget = (512 << 10) / (std::int64_t(sizeof(float)) * block * dim);
+  for (int count = heads; count > 1; --count)
+    if (heads % count == 0 && count <= budget) return count;
+  return 1;
+}
+
 }  // namespace
 
 void flash_attention(const AttnInput& in, float* out) {
   check_attention_input(in, out);
   const AttnShape& s = in.shape;
   const detail::PackedKeys keys(in);
-  const int group = s.group();
+  // Normally a whole GQA group per item (K/V tiles loaded once for the group).
+  const int unit = heads_per_item(s.group(), kFlashQueryBlock, s.dim);
+  const int units = s.heads / unit;
   const std::int64_t q_blocks = (s.n_q + kFlashQueryBlock - 1) / kFlashQueryBlock;
   // The last query blocks see the most keys: hand them out first for a balanced finish.
-  parallel_for(q_blocks * s.kv_heads, [&](std::int64_t item) {
-    const std::int64_t qb = q_blocks - 1 - item / s.kv_heads;
-    const int kv = int(item % s.kv_heads);
+  parallel_for(q_blocks * units, [&](std::int64_t item) {
+    const std::int64_t qb = q_blocks - 1 - item / units;
+    const int first_head = int(item % units) * unit;
     const std::int64_t q0 = qb * kFlashQueryBlock;
     const std::int64_t q1 = std::min(s.n_q, q0 + kFlashQueryBlock);
     const detail::KeyInterval keys_seen{s.first_key(s.position(q0)), s.position(q1 - 1) + 1};
-    detail::attend_rows(in, keys, kv * group, group, q0, q1, {&keys_seen, 1}, {}, out);
+    detail::attend_rows(in, keys, first_head, unit, q0, q1, {&keys_seen, 1}, {}, out);
   });
 }
 
@@ -55,9 +66,9 @@ void plan_attention(const AttnInput& in, const Plan& plan, float* out) {
   const detail::PackedKeys keys(in);
   // A work item is a set of query heads that share both a plan row and a KV head: aligned
   // blocks of gcd(heads per plan row, GQA group) heads. With row_heads == kv_heads that is
-  // the whole GQA group, so K/V tiles are loaded once per group.
+  // the whole GQA group, so K/V tiles are loaded once per group (split only when very large).
   const int heads_per_row = plan.heads / plan.row_heads;
-  const int unit = std::gcd(heads_per_row, s.group());
+  const int unit = heads_per_item(std::gcd(heads_per_row, s.group()), plan.block_q, s.dim);
   const int units = s.heads / unit;
   const std::int64_t q_blocks = plan.q_blocks();
   parallel_for(q_blocks * units, [&](std::int64_t item) {
