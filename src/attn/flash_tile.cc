@@ -334,15 +334,15 @@ void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, in
   // spans one or two positions, so the diagonal tile's trimming to the chunk's last position
   // is tight.
   std::int64_t min_lo = s.n_k, max_hi = -1;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const int h = first_head + int(r % head_count);
-    const std::int64_t i = q_begin + r / head_count;
+  for (std::int64_t i = q_begin, r = 0; i < q_end; ++i) {
     const std::int64_t pos = s.position(i);
-    sc.lo[r] = std::int32_t(s.first_key(pos));
-    sc.hi[r] = std::int32_t(pos);
-    min_lo = std::min<std::int64_t>(min_lo, sc.lo[r]);
+    min_lo = std::min(min_lo, s.first_key(pos));
     max_hi = std::max(max_hi, pos);
-    sc.q[r] = in.q_row(h, i);
+    for (int h = first_head; h < first_head + head_count; ++h, ++r) {
+      sc.lo[r] = std::int32_t(s.first_key(pos));
+      sc.hi[r] = std::int32_t(pos);
+      sc.q[r] = in.q_row(h, i);
+    }
   }
   std::fill_n(sc.o.data(), rows * dim, 0.0f);
   std::fill_n(sc.sums.data(), rows * kLanes, 0.0f);
