@@ -40,7 +40,9 @@ else
   echo "llama_cpp_compare: llama.cpp side skipped (set LLAMA_BENCH to an llama-bench binary)" >&2
 fi
 have_ours=0
-if [ -x "$LONGSPARSE" ] && "$LONGSPARSE" run --help 2>/dev/null | grep -q -- "--json"; then
+run_help=""
+[ -x "$LONGSPARSE" ] && run_help=$("$LONGSPARSE" run --help 2>/dev/null || true)
+if grep -q -- "--json" <<< "$run_help"; then
   have_ours=1
 else
   echo "llama_cpp_compare: longsparse side skipped ($LONGSPARSE has no 'run --json' subcommand)" >&2
