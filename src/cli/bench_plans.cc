@@ -97,7 +97,9 @@ BenchPlan make_bench_plan(const std::string& text, const AttnInput& in) {
     result.spec = "dense";
   } else if (spec.name == "window") {
     GeneratorParams params(spec, {{"sink", "4"}, {"window", "1024"}});
-    result.plan = window_plan(s, params.integer("sink", 0, s.n_k), params.integer("window", 1, s.n_k));
+    const std::int64_t sink = params.integer("sink", 0, std::int64_t(1) << 40);
+    const std::int64_t window = params.integer("window", 1, std::int64_t(1) << 40);
+    result.plan = window_plan(s, std::min(sink, s.n_k), std::min(window, s.n_k));
     result.spec = params.canonical(spec.name);
   } else if (spec.name == "random-blocks") {
     GeneratorParams params(spec, {{"density", "0.1"}, {"seed", "1"}});
