@@ -192,6 +192,12 @@ void int8_group_q8_0(const std::uint8_t* tiles, std::int64_t blocks, const std::
 
 }  // namespace
 
+void dequantize_part_row(const WeightPart& part, std::int64_t row, float* out) {
+  LS_CHECK(row >= 0 && row < part.rows, "row {} out of range (0..{})", row, part.rows - 1);
+  const auto* src = static_cast<const std::uint8_t*>(part.data) + row * row_bytes(part.type, part.cols);
+  dequantize_file_row(part.type, src, part.cols, out);
+}
+
 WeightMatrix WeightMatrix::from_parts(std::span<const WeightPart> parts) {
   LS_CHECK(!parts.empty(), "a weight matrix needs at least one part");
   WeightMatrix w;
