@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace ls {
@@ -34,5 +35,13 @@ struct GgmlTypeTraits {
 
 // Traits of a type id; nullptr for ids longsparse does not know.
 const GgmlTypeTraits* ggml_type_traits(std::uint32_t type);
+inline const GgmlTypeTraits* ggml_type_traits(GgmlType type) {
+  return ggml_type_traits(static_cast<std::uint32_t>(type));
+}
+// The type's name ("Q4_1"), or "type<id>" for an id longsparse does not know.
+std::string ggml_type_name(std::uint32_t type);
+inline std::string ggml_type_name(GgmlType type) {
+  return ggml_type_name(static_cast<std::uint32_t>(type));
+}
 
 }  // namespace ls

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,6 +22,7 @@ struct GgufValue {
     Array = 9, U64 = 10, I64 = 11, F64 = 12,
   };
   Type type = Type::U8;
+  Type element_type = Type::U8;  // arrays only: the declared element type (even when empty)
   std::variant<std::uint64_t, std::int64_t, double, bool, std::string, std::vector<GgufValue>> value;
 
   // Conversions; throw ls::Error naming `key` when the stored type does not convert.
@@ -29,8 +31,13 @@ struct GgufValue {
   bool as_bool(std::string_view key = {}) const;
   const std::string& as_string(std::string_view key = {}) const;
   const std::vector<GgufValue>& as_array(std::string_view key = {}) const;
-  std::string to_string(std::size_t max_items = 8) const;    // for `longsparse info`
+  // For `longsparse info`: arrays show their first max_items elements and the count; long
+  // strings are cut (at a UTF-8 boundary) with their byte count.
+  std::string to_string(std::size_t max_items = 8) const;
 };
+
+// "u32", "string", "array", ... (the GGUF metadata value type names).
+std::string_view gguf_type_name(GgufValue::Type type);
 
 struct GgufTensor {
   std::string name;
@@ -38,7 +45,11 @@ struct GgufTensor {
   GgmlType type = GgmlType::F32;
   std::uint64_t offset = 0;        // relative to the data section
   std::uint64_t bytes = 0;
+  std::uint64_t file_offset = 0;   // absolute position of the data in the file
   const std::uint8_t* data = nullptr;  // into the mapping
+
+  const GgmlTypeTraits& traits() const;  // the type is always known once the file has parsed
+  bool supported() const { return traits().supported; }  // can be dequantized
 
   std::int64_t elements() const;
   std::int64_t rows() const;        // product of dims[1..]
@@ -60,6 +71,7 @@ class GgufFile {
   std::uint64_t alignment() const { return alignment_; }
   const std::string& path() const { return source_; }
   std::size_t file_size() const { return size_; }
+  std::uint64_t data_start() const { return data_start_; }  // absolute offset of tensor data
 
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return metadata_; }
   const GgufValue* find(std::string_view key) const;  // nullptr when absent
@@ -83,8 +95,11 @@ class GgufFile {
   void* mapping_ = nullptr;  // non-null when we own an mmap
   std::uint32_t version_ = 0;
   std::uint64_t alignment_ = 32;
+  std::uint64_t data_start_ = 0;
   std::vector<std::pair<std::string, GgufValue>> metadata_;
   std::vector<GgufTensor> tensors_;
+  std::map<std::string, std::size_t, std::less<>> key_index_;     // key -> metadata_ index
+  std::map<std::string, std::size_t, std::less<>> tensor_index_;  // name -> tensors_ index
 };
 
 }  // namespace ls
