@@ -39,3 +39,15 @@ bench: build
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD)
+
+# libFuzzer run of the GGUF reader (clang, ASan + UBSan): builds into build-fuzz and fuzzes for
+# FUZZ_TIME seconds from the seed corpus fuzz/corpus/gguf; new inputs go to build-fuzz/corpus,
+# crashing inputs to build-fuzz/artifacts/.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_TIME ?= 60
+.PHONY: fuzz
+fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DLONGSPARSE_FUZZ=ON -DLONGSPARSE_BENCH=OFF
+	cmake --build $(FUZZ_BUILD) --target gguf_fuzz -j $(JOBS)
+	mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/artifacts
+	$(FUZZ_BUILD)/fuzz/gguf_fuzz -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 -rss_limit_mb=2048 -dict=fuzz/gguf.dict -artifact_prefix=$(FUZZ_BUILD)/artifacts/ -print_final_stats=1 $(FUZZ_BUILD)/corpus fuzz/corpus/gguf

@@ -3,6 +3,7 @@
 // registers itself with the registry (registry.h).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,9 @@ class PrefillMethod {
   // Builds the plan for one layer's prefill. Must be deterministic, and the returned plan
   // must pass validate().
   virtual Plan build_plan(const AttnInput& in, const PlanContext& context) const = 0;
+  // Methods that also change positions (LM-Infinite caps the relative distance seen by RoPE)
+  // report the cap here so the model can apply it; 0 means no cap.
+  virtual std::int64_t rope_distance_limit() const { return 0; }
   // The canonical spec, "name:key=value,..." with every parameter spelled out.
   const std::string& spec() const { return spec_; }
   void set_spec(std::string spec) { spec_ = std::move(spec); }

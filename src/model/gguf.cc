@@ -256,25 +256,29 @@ void GgufFile::parse_all() {
 
   // Metadata.
   metadata_.reserve(kv_count);
+  std::uint64_t alignment_at = 0;  // where general.alignment's value sits, for errors
   for (std::uint64_t i = 0; i < kv_count; ++i) {
     const std::uint64_t at = r.pos();
     std::string key = r.read_string(fmt::format("metadata key {}", i), kMaxKeyBytes);
     if (key.empty()) r.fail_at(at, "metadata key {} is empty", i);
     if (key_index_.count(key)) r.fail_at(at, "duplicate metadata key '{}'", key);
     const GgufValue::Type type = read_value_type(r, key);
+    if (key == "general.alignment") alignment_at = r.pos();
     GgufValue value = read_value(r, type, key, 0);
     key_index_.emplace(key, metadata_.size());
     metadata_.emplace_back(std::move(key), std::move(value));
   }
   if (const GgufValue* a = find("general.alignment")) {
-    LS_CHECK(a->type == GgufValue::Type::U32 || a->type == GgufValue::Type::U64 ||
-                 a->type == GgufValue::Type::U16 || a->type == GgufValue::Type::U8,
-             "{}: general.alignment is a {}, not an unsigned integer", source_,
-             gguf_type_name(a->type));
+    using T = GgufValue::Type;
+    if (a->type != T::U32 && a->type != T::U64 && a->type != T::U16 && a->type != T::U8) {
+      r.fail_at(alignment_at, "general.alignment is a {}, not an unsigned integer",
+                gguf_type_name(a->type));
+    }
     const std::uint64_t alignment = std::get<std::uint64_t>(a->value);
-    LS_CHECK(alignment != 0 && std::has_single_bit(alignment) && alignment % 8 == 0,
-             "{}: general.alignment is {}; it must be a power of two and a multiple of 8",
-             source_, alignment);
+    if (alignment == 0 || !std::has_single_bit(alignment) || alignment % 8 != 0) {
+      r.fail_at(alignment_at, "general.alignment is {}; it must be a power of two and a multiple of 8",
+                alignment);
+    }
     alignment_ = alignment;
   } else {
     alignment_ = kDefaultAlignment;

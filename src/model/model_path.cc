@@ -46,6 +46,12 @@ std::string resolve_model_path(const std::string& name_or_path) {
     return path;
   }
   if (is_regular_file(name_or_path)) return name_or_path;
+  const bool looks_like_path = name_or_path.find('/') != std::string::npos ||
+                               name_or_path.ends_with(".gguf");
+  LS_CHECK(!looks_like_path,
+           "model file '{}' does not exist (the default model is fetched with "
+           "`scripts/fetch-model smollm2` and then named with -m smollm2)",
+           name_or_path);
   std::string names;
   for (const KnownModel& known : kKnownModels) names += (names.empty() ? "" : ", ") + std::string(known.name);
   fail("model '{}' is neither a file nor a known model name ({}); known models are fetched with "

@@ -77,13 +77,26 @@ std::int32_t Sampler::sample(std::span<const float> logits) {
 
   thread_local std::vector<Candidate> candidates;  // [<= n]
   candidates.clear();
-  for (std::int32_t i = 0; i < n; ++i) {
-    if (logits[i] != -INFINITY) candidates.push_back({logits[i], i});
-  }
-  if (config_.top_k > 0 && static_cast<std::size_t>(config_.top_k) < candidates.size()) {
-    const auto k = static_cast<std::ptrdiff_t>(config_.top_k);
-    std::nth_element(candidates.begin(), candidates.begin() + k - 1, candidates.end(), more_likely);
-    candidates.resize(static_cast<std::size_t>(k));
+  if (config_.top_k > 0 && config_.top_k < n) {
+    // One pass with a heap of the k best so far (least likely on top): most logits lose the
+    // first comparison, so this costs little more than reading them.
+    const auto k = static_cast<std::size_t>(config_.top_k);
+    for (std::int32_t i = 0; i < n; ++i) {
+      if (logits[i] == -INFINITY) continue;
+      const Candidate c{logits[i], i};
+      if (candidates.size() < k) {
+        candidates.push_back(c);
+        std::push_heap(candidates.begin(), candidates.end(), more_likely);
+      } else if (more_likely(c, candidates.front())) {
+        std::pop_heap(candidates.begin(), candidates.end(), more_likely);
+        candidates.back() = c;
+        std::push_heap(candidates.begin(), candidates.end(), more_likely);
+      }
+    }
+  } else {
+    for (std::int32_t i = 0; i < n; ++i) {
+      if (logits[i] != -INFINITY) candidates.push_back({logits[i], i});
+    }
   }
   // top-p is relative to the distribution after top-k; min-p only to the top probability,
   // which no filter removes, so it can drop tokens before the sort top-p needs.

@@ -118,6 +118,13 @@ std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool parse_sp
   ids.reserve(text.size() / 3 + 2);
   if (m.data.add_bos) ids.push_back(m.data.bos);
 
+  // Byte-level BPE sees characters, so malformed UTF-8 becomes U+FFFD first, as in llama.cpp.
+  // (SentencePiece keeps the raw bytes: they get byte-fallback tokens.)
+  std::string replaced;
+  if (m.bpe && !unicode::is_valid_utf8(text)) {
+    replaced = unicode::replace_invalid_utf8(text);
+    text = replaced;
+  }
   thread_local std::vector<SpecialTokenSplitter::Fragment> fragments;
   thread_local std::vector<TextSpan> pieces;
   m.specials.split(text, parse_special, fragments);

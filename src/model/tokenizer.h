@@ -47,11 +47,14 @@ class Tokenizer {
   // Text → ids. Special-token strings are matched first: user-defined tokens always, control
   // tokens only with `parse_special` (needed for chat prompts). Adds BOS only when
   // data.add_bos (and not when the text already starts with it), EOS only when data.add_eos.
-  // Any byte string is accepted, valid UTF-8 or not. Thread-safe.
+  // Any byte string is accepted. Byte-level BPE first replaces malformed UTF-8 with U+FFFD
+  // and drops bytes that have no token (as llama.cpp does); SentencePiece keeps every byte
+  // through byte fallback. Thread-safe.
   std::vector<std::int32_t> encode(std::string_view text, bool parse_special) const;
 
   // Ids → bytes. Control tokens are dropped unless `render_special`. decode(encode(x, false))
-  // == x for every x (up to an added BOS/EOS). Throws ls::Error on an id out of range.
+  // == x for well-formed UTF-8 x whose bytes all have tokens (up to an added BOS/EOS).
+  // Throws ls::Error on an id out of range.
   std::string decode(std::span<const std::int32_t> ids, bool render_special = false) const;
 
   // The bytes token `id` stands for (" world" for "Ġworld", "\n" for "<0x0A>"); a control

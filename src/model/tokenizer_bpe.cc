@@ -47,7 +47,7 @@ std::int32_t BpeModel::symbol_id(const std::string& text, const VocabIndex& voca
 }
 
 BpeModel::BpeModel(const TokenizerData& data, const VocabIndex& vocab)
-    : vocab_size_(static_cast<std::int32_t>(data.tokens.size())), unk_(data.unk) {
+    : vocab_size_(static_cast<std::int32_t>(data.tokens.size())) {
   std::unordered_map<std::string, std::int32_t> extra;  // non-token symbols while building
   std::fill(std::begin(symbol_to_byte_), std::end(symbol_to_byte_), -1);
   for (int b = 0; b < 256; ++b) {
@@ -103,13 +103,9 @@ void BpeModel::encode_piece(std::string_view piece, std::vector<std::int32_t>& o
   const auto emit_bytes = [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) {
       const std::int32_t symbol = byte_symbols_[static_cast<std::uint8_t>(piece[i])];
-      if (symbol < vocab_size_) {
-        out.push_back(symbol);
-      } else {
-        LS_CHECK(unk_ >= 0, "byte 0x{:02x} has no token and the vocabulary has no UNK token",
-                 static_cast<unsigned>(static_cast<std::uint8_t>(piece[i])));
-        out.push_back(unk_);
-      }
+      // A byte without a token is dropped, as llama.cpp does: SmolLM2's UNK is <|endoftext|>,
+      // which would end the document in the middle of the prompt.
+      if (symbol < vocab_size_) out.push_back(symbol);
     }
   };
   const std::size_t n = piece.size();

@@ -25,7 +25,8 @@ class BpeModel {
   BpeModel(const TokenizerData& data, const VocabIndex& vocab);
 
   // Appends the ids of one piece. A final symbol that is not in the vocabulary is emitted as
-  // one token per byte (the byte's symbol token, else UNK).
+  // one token per byte; a byte whose symbol is not a token either is dropped (SmolLM2 has no
+  // token for 0x04, 0x06, 0x13, 0x14, 0x16, 0x1D, 0xC0, 0xC1, 0xF1, 0xF2, 0xF5–0xFF).
   void encode_piece(std::string_view piece, std::vector<std::int32_t>& out) const;
 
   // The bytes a normal token's text stands for ("Ġworld" → " world"). Characters outside the
@@ -48,7 +49,6 @@ class BpeModel {
   void insert_merge(std::uint64_t key, std::int32_t rank, std::int32_t result);
 
   std::int32_t vocab_size_ = 0;
-  std::int32_t unk_ = -1;
   std::int32_t byte_symbols_[256];            // [byte] symbol id of a single byte
   std::vector<std::string> extra_symbols_;    // [symbol - vocab_size_] texts of non-tokens
   std::vector<MergeEntry> merge_table_;       // open addressing, size a power of two

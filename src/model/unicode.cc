@@ -109,11 +109,33 @@ void drain_utf8(std::string& pending, std::string& out, bool final) {
       pos += c.length;
       continue;
     }
-    if (!final && could_complete(std::string_view(pending).substr(pos))) break;
-    out.append("\xEF\xBF\xBD");  // U+FFFD for the byte that cannot start a character
-    pos += 1;
+    out.append("\xEF\xBF\xBD");  // U+FFFD
+    if (could_complete(std::string_view(pending).substr(pos))) {
+      if (!final) {
+        out.resize(out.size() - 3);
+        break;  // wait for the rest of the character
+      }
+      pos = pending.size();  // a character cut off at the end: one replacement for all of it
+      break;
+    }
+    pos += 1;  // a byte that cannot start a character
   }
   pending.erase(0, pos);
+}
+
+std::string replace_invalid_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 8);
+  for (std::size_t pos = 0; pos < text.size();) {
+    const Utf8Char c = decode_utf8(text, pos);
+    if (c.valid) {
+      out.append(text.substr(pos, c.length));
+    } else {
+      out.append("\xEF\xBF\xBD");
+    }
+    pos += c.length;
+  }
+  return out;
 }
 
 bool is_valid_utf8(std::string_view text) {

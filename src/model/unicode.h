@@ -31,9 +31,12 @@ void append_utf8(std::string& out, char32_t cp);
 
 // Streaming helper: moves the decodable prefix of `pending` to `out` as well-formed UTF-8.
 // A byte that cannot start or continue a character becomes U+FFFD. A valid but incomplete
-// sequence at the end stays in `pending` for the next call, unless `final` (then it too
-// becomes U+FFFD).
+// sequence at the end stays in `pending` for the next call, unless `final` (then it becomes
+// one U+FFFD).
 void drain_utf8(std::string& pending, std::string& out, bool final);
+
+// `text` with every byte that is not part of a well-formed sequence replaced by U+FFFD.
+std::string replace_invalid_utf8(std::string_view text);
 
 // True when `text` is well-formed UTF-8 (no overlongs, surrogates or values above U+10FFFF).
 bool is_valid_utf8(std::string_view text);

@@ -91,8 +91,15 @@ TEST(Unicode, DrainHoldsIncompleteSequencesAndReplacesInvalidBytes) {
   pending = "\xE0\xA0";
   unicode::drain_utf8(pending, out, false);
   EXPECT_EQ(out, "");
-  unicode::drain_utf8(pending, out, true);  // the end: what is held back is lost
-  EXPECT_EQ(out, "\xEF\xBF\xBD\xEF\xBF\xBD");
+  unicode::drain_utf8(pending, out, true);  // the end: the cut-off character is one U+FFFD
+  EXPECT_EQ(out, "\xEF\xBF\xBD");
+  EXPECT_TRUE(pending.empty());
+}
+
+TEST(Unicode, ReplaceInvalid) {
+  EXPECT_EQ(unicode::replace_invalid_utf8("ok \xC3\xA9"), "ok \xC3\xA9");
+  EXPECT_EQ(unicode::replace_invalid_utf8("a\xFF b\xC3"), "a\xEF\xBF\xBD b\xEF\xBF\xBD");
+  EXPECT_EQ(unicode::replace_invalid_utf8("\xE2\x82x"), "\xEF\xBF\xBD\xEF\xBF\xBDx");
 }
 
 TEST(PreTokenizer, SmolLMSplitsEveryDigit) {

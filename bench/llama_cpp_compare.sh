@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Prefill and decode throughput of longsparse against llama.cpp on the same model and shapes,
+# measured one after the other in this script, printed as a ratio table.
+#
+# llama.cpp is a peer built outside this repository (see docs/peers.md); this script only runs
+# its llama-bench, given by path. Our side is `longsparse run ... --json`, whose JSON object
+# carries prompt_tokens, prefill_ms, prefill_tok_s, decode_tokens, decode_ms, decode_tok_s.
+# Either side is skipped with a note when it is not available.
+#
+# usage: LLAMA_BENCH=/path/to/llama-bench bench/llama_cpp_compare.sh [MODEL.gguf]
+# environment (defaults in brackets):
+#   LLAMA_BENCH  llama-bench binary [none: peer side skipped]
+#   LONGSPARSE   our CLI [build/longsparse]
+#   THREADS [2]  REPS [3]  PP_SIZES ["512 2048 8192"]  TG_DEPTHS ["512 8192"]  TG_N [64]
+#   OUT          folder for raw outputs [a fresh temporary folder]
+# Shapes: "pp N" is a prefill of N prompt tokens from an empty cache (llama-bench -p N -n 0);
+# "tg N @ d D" is decoding N tokens after D tokens of context (llama-bench -n N -d D; our side:
+# a D-token prompt then -n N; our decode time includes sampling, llama-bench's does not).
+# Our side decodes greedily (--temp 0).
+# Ratios are longsparse / llama.cpp: above 1 means we are faster.
+set -euo pipefail
+
+MODEL=${1:-${MODEL:-$HOME/.cache/longsparse/models/SmolLM2-135M-Instruct.Q4_1.gguf}}
+LONGSPARSE=${LONGSPARSE:-build/longsparse}
+THREADS=${THREADS:-2}
+REPS=${REPS:-3}
+PP_SIZES=${PP_SIZES:-"512 2048 8192"}
+TG_DEPTHS=${TG_DEPTHS:-"512 8192"}
+TG_N=${TG_N:-64}
+OUT=${OUT:-$(mktemp -d -t llama_cpp_compare.XXXXXX)}
+mkdir -p "$OUT"
+
+[ -f "$MODEL" ] || { echo "llama_cpp_compare: model not found: $MODEL (run scripts/fetch-model smollm2)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "llama_cpp_compare: python3 is needed to read the JSON outputs" >&2; exit 1; }
+
+have_peer=0
+if [ -n "${LLAMA_BENCH:-}" ] && [ -x "$LLAMA_BENCH" ]; then
+  have_peer=1
+else
+  echo "llama_cpp_compare: llama.cpp side skipped (set LLAMA_BENCH to an llama-bench binary)" >&2
+fi
+have_ours=0
+if [ -x "$LONGSPARSE" ] && "$LONGSPARSE" run --help 2>/dev/null | grep -q -- "--json"; then
+  have_ours=1
+else
+  echo "llama_cpp_compare: longsparse side skipped ($LONGSPARSE has no 'run --json' subcommand)" >&2
+fi
+if [ $have_peer -eq 0 ] && [ $have_ours -eq 0 ]; then
+  echo "llama_cpp_compare: nothing to run" >&2
+  exit 1
+fi
+echo "# model: $MODEL  threads: $THREADS  reps: $REPS  raw outputs: $OUT"
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- llama.cpp: llama-bench, flash attention on, one JSON object per line --------------------
+peer_jsonl="$OUT/llama_bench.jsonl"
+: > "$peer_jsonl"
+if [ $have_peer -eq 1 ]; then
+  pp_list=$(echo $PP_SIZES | tr ' ' ',')
+  d_list=$(echo $TG_DEPTHS | tr ' ' ',')
+  "$LLAMA_BENCH" -m "$MODEL" -t "$THREADS" -fa 1 -r "$REPS" -p "$pp_list" -n 0 -o jsonl >> "$peer_jsonl" 2> "$OUT/llama_bench.pp.err"
+  "$LLAMA_BENCH" -m "$MODEL" -t "$THREADS" -fa 1 -r "$REPS" -p 0 -n "$TG_N" -d "$d_list" -o jsonl >> "$peer_jsonl" 2> "$OUT/llama_bench.tg.err"
+fi
+
+# --- longsparse: `run --json` on prompts of about the same token counts ----------------------
+# The prompt is a repeated plain-English paragraph; its length in tokens is read back from
+# run's prompt_tokens, so the table shows what was actually measured.
+make_prompt() {  # make_prompt TOKENS FILE
+  python3 - "$1" "$2" <<'PY'
+import sys
+target, path = int(sys.argv[1]), sys.argv[2]
+# 40 short sentences, cycled.
+words = ["grass", "river", "stone", "cloud", "field", "house", "bridge", "forest"]
+colours = ["green", "blue", "grey", "white", "golden", "dark", "red", "pale"]
+sentences = [f"The {w} is {c}." for w in words for c in colours[:5]]
+out, i = [], 0
+while len(" ".join(out)) < target * 5:
+    out.append(sentences[i % len(sentences)]); i += 1
+text = " ".join(out)
+# SmolLM2 gives about 4.0 characters per token on this text; aim 1-2% short so that
+# prompt + generated tokens stays within the 8192-token context at the largest shape.
+open(path, "w").write(text[: int(target * 3.95)].rsplit(" ", 1)[0])
+PY
+}
+ours_jsonl="$OUT/longsparse.jsonl"
+: > "$ours_jsonl"
+run_ours() {  # run_ours SHAPE PROMPT_TOKENS N_GEN
+  local shape=$1 tokens=$2 n=$3 file="$OUT/prompt_$2.txt"
+  [ -f "$file" ] || make_prompt "$tokens" "$file"
+  for _ in $(seq "$REPS"); do
+    local line
+    if ! line=$(OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Cooperlake} "$LONGSPARSE" run -m "$MODEL" -f "$file" -n "$n" -t "$THREADS" --temp 0 --json 2>> "$OUT/longsparse.err" \
+                | python3 -c 'import json,sys
+txt=sys.stdin.read()
+try: obj=json.loads(txt)
+except ValueError: obj=json.loads([l for l in txt.splitlines() if l.startswith("{")][-1])
+print(json.dumps(obj))'); then
+      echo "llama_cpp_compare: longsparse run failed for $shape (see $OUT/longsparse.err)" >&2
+      return 0
+    fi
+    echo "{\"shape\": \"$shape\", \"run\": $line}" >> "$ours_jsonl"
+  done
+}
+if [ $have_ours -eq 1 ]; then
+  for p in $PP_SIZES; do run_ours "pp $p" "$p" 1; done
+  for d in $TG_DEPTHS; do run_ours "tg $TG_N @ d $d" "$d" "$TG_N"; done
+fi
+
+# --- table -------------------------------------------------------------------------------------
+python3 - "$peer_jsonl" "$ours_jsonl" "$PP_SIZES" "$TG_DEPTHS" "$TG_N" <<'PY'
+import json, statistics, sys
+peer_path, ours_path, pp_sizes, tg_depths, tg_n = sys.argv[1:6]
+peer = {}
+for line in open(peer_path):
+    line = line.strip()
+    if not line.startswith("{"):
+        continue
+    r = json.loads(line)
+    if r["n_gen"] == 0:
+        peer[f"pp {r['n_prompt']}"] = (r["avg_ts"], r["stddev_ts"])
+    else:
+        peer[f"tg {r['n_gen']} @ d {r['n_depth']}"] = (r["avg_ts"], r["stddev_ts"])
+ours = {}
+for line in open(ours_path):
+    r = json.loads(line)
+    run = r["run"]
+    rate = run["prefill_tok_s"] if r["shape"].startswith("pp") else run["decode_tok_s"]
+    tokens = run["prompt_tokens"] if r["shape"].startswith("pp") else run.get("decode_tokens")
+    ours.setdefault(r["shape"], []).append((rate, tokens, run["prompt_tokens"]))
+shapes = [f"pp {p}" for p in pp_sizes.split()] + [f"tg {tg_n} @ d {d}" for d in tg_depths.split()]
+print(f"| shape | llama.cpp tok/s | longsparse tok/s | longsparse tokens measured (prompt) | ratio |")
+print(f"|---|---|---|---|---|")
+for s in shapes:
+    p = peer.get(s)
+    o = ours.get(s)
+    ps = f"{p[0]:.1f} ± {p[1]:.1f}" if p else "-"
+    orate = statistics.median(x[0] for x in o) if o else None
+    os_ = f"{orate:.1f}" if o else "-"
+    ot = f"{o[0][1]} ({o[0][2]})" if o else "-"
+    ratio = f"{orate / p[0]:.2f}" if (p and o and p[0] > 0) else "-"
+    print(f"| {s} | {ps} | {os_} | {ot} | {ratio} |")
+PY

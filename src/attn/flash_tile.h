@@ -1,0 +1,58 @@
+// Internal to src/attn: the tile engine shared by the dense flash kernel (flash.cc) and the
+// plan executor (executor.cc). Callers describe one work item — a set of query rows (up to
+// a few query heads × one query block, all reading the same KV head) and the keys they
+// attend to (contiguous key intervals plus gathered columns) — and the engine runs the
+// flash loop over key tiles: S = Q·Kᵀ into registers, online softmax per row, O += P·V.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "attn/attention.h"
+#include "core/buffer.h"
+
+namespace ls::detail {
+
+// Keys per tile: four SIMD vectors (64 on AVX-512).
+int key_tile();
+// Name of the SIMD target the kernels were compiled for (e.g. "AVX3_SPR", "AVX2").
+const char* simd_target();
+
+// K of every KV head packed tile by tile and transposed so the SIMD dimension runs over keys:
+// [kv_heads][tiles][dim][key_tile()], zero beyond n_k. O(n·d), built once per call into a
+// buffer the calling thread keeps between calls (fresh pages would cost more than packing).
+class PackedKeys {
+ public:
+  explicit PackedKeys(const AttnInput& in);
+  ~PackedKeys();
+  PackedKeys(const PackedKeys&) = delete;
+  PackedKeys& operator=(const PackedKeys&) = delete;
+  // The [dim][key_tile()] block of one tile.
+  const float* tile(int kv_head, std::int64_t tile) const {
+    return data_->data() + (std::int64_t(kv_head) * tiles_ + tile) * tile_floats_;
+  }
+  std::int64_t tiles() const { return tiles_; }
+
+ private:
+  std::int64_t tiles_ = 0;
+  std::int64_t tile_floats_ = 0;
+  Buffer<float>* data_ = nullptr;  // [kv_heads][tiles][dim][key_tile]: the thread's buffer or own_
+  Buffer<float> own_;              // used when the thread's buffer is taken by another PackedKeys
+  bool* taken_ = nullptr;          // the thread buffer's flag, when we hold it
+};
+
+// Keys [begin, end), before causality and the window are applied.
+struct KeyInterval {
+  std::int64_t begin = 0;
+  std::int64_t end = 0;
+};
+
+// One work item: query heads [first_head, first_head + head_count) (all in one GQA group),
+// queries [q_begin, q_end); attends to the union of `intervals` (sorted, disjoint) and
+// `columns` (sorted keys outside the intervals), always restricted to causal (and windowed)
+// keys; writes the normalised rows of `out` [heads][n_q][dim]. Uses per-thread scratch.
+void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, int head_count,
+                 std::int64_t q_begin, std::int64_t q_end, std::span<const KeyInterval> intervals,
+                 std::span<const std::int32_t> columns, float* out);
+
+}  // namespace ls::detail

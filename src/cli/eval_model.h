@@ -1,0 +1,30 @@
+// The CLI's bridge between the evaluation layer and a model: the prompt formatter (chat
+// template + tokenizer) used to fit task lengths, and the text generator used by eval/sweep.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eval/prompt.h"
+#include "eval/runner.h"
+
+namespace ls::cli {
+
+// "approx" (no model: plain prompt, approximate counter) or a model path / cached name.
+std::unique_ptr<eval::PromptFormatter> make_formatter(const std::string& model);
+
+struct MethodOptions {
+  std::string prefill = "dense", decode = "dense", policy, dense_layers;
+};
+
+// A generator for the model with the given attention methods. "oracle" answers every sample
+// with its first gold answer and zero timings: it checks the pipeline (files, resumption,
+// scoring, report) without a model, and its results are labelled as such.
+std::unique_ptr<eval::Generator> make_generator(const std::string& model, const MethodOptions& methods);
+
+// Gives the oracle the gold answers of these samples (does nothing for real generators).
+void prepare_oracle(eval::Generator& generator, const std::vector<eval::TaskSample>& samples,
+                    const eval::PromptFormatter& formatter);
+
+}  // namespace ls::cli

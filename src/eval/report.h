@@ -1,0 +1,42 @@
+// The evaluation report: markdown tables and SVG plots from one or more results files.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "eval/results.h"
+
+namespace ls::eval {
+
+// One row of the main table: a (task, length, method) group.
+struct GroupStats {
+  std::string task, method;
+  std::int64_t length = 0;
+  std::int64_t n = 0;
+  double score = 0, density = 0, attention_ms = 0, prefill_ms = 0, decode_ms_per_token = 0;
+  // Paired with the baseline on the same sample ids (absent for the baseline itself).
+  std::int64_t pairs = 0;
+  std::optional<double> speedup;     // baseline attention ms / method attention ms, summed over pairs
+  std::optional<double> score_diff;  // mean(method score - baseline score) over pairs
+  std::int64_t wins = 0, ties = 0, losses = 0;
+};
+
+// The baseline is the dense method: "prefill=dense decode=dense" without dense layers or policy.
+std::string default_baseline();
+
+std::vector<GroupStats> aggregate(const std::vector<ResultRecord>& records, const std::string& baseline);
+
+// Short name of a method label for legends: prefill spec, plus decode etc. when not dense.
+std::string short_method(const std::string& label);
+
+struct ReportOutput {
+  std::string markdown;             // also written to out_dir/report.md
+  std::vector<std::string> files;   // every file written (report.md first)
+};
+
+ReportOutput write_report(const std::vector<ResultRecord>& records, const std::string& out_dir,
+                          const std::string& baseline, const std::string& source);
+
+}  // namespace ls::eval

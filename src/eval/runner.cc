@@ -1,0 +1,120 @@
+// Evaluation loop with resumption, progress bar and summary.
+#include "eval/runner.h"
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <tuple>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "eval/scoring.h"
+
+namespace ls::eval {
+
+namespace {
+double now_ms() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+std::string duration_text(double seconds) {
+  auto s = static_cast<long>(seconds + 0.5);
+  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, (s / 60) % 60);
+  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+}  // namespace
+
+ProgressBar::ProgressBar(std::int64_t total, bool enabled, std::string label)
+    : total_(total), enabled_(enabled), label_(std::move(label)), start_ms_(now_ms()) {}
+
+void ProgressBar::update(std::int64_t done, const std::string& detail) {
+  if (!enabled_ || total_ <= 0) return;
+  constexpr int kWidth = 30;
+  const int filled = static_cast<int>(kWidth * done / total_);
+  const double elapsed = (now_ms() - start_ms_) / 1000.0;
+  std::string eta = done > 0 ? duration_text(elapsed / double(done) * double(total_ - done)) : "?";
+  std::fprintf(stderr, "\r\033[K%s[%s%s] %lld/%lld  elapsed %s  ETA %s  %s", label_.c_str(),
+               std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(),
+               static_cast<long long>(done), static_cast<long long>(total_), duration_text(elapsed).c_str(),
+               eta.c_str(), detail.c_str());
+  std::fflush(stderr);
+}
+
+void ProgressBar::finish() {
+  if (enabled_) std::fprintf(stderr, "\n");
+}
+
+EvalStats run_eval(const std::vector<TaskSample>& samples, Generator& generator, const PromptFormatter& formatter,
+                   const EvalOptions& options) {
+  LS_CHECK(!options.out_path.empty(), "eval: an output file (--out) is required");
+  const std::string method = generator.method();
+  std::map<std::string, ResultRecord> done;  // id -> earlier result of this method
+  for (auto& r : read_results(options.out_path))
+    if (r.method == method) done[r.id] = std::move(r);
+  repair_results_tail(options.out_path);
+  EvalStats stats;
+  std::int64_t todo = 0;
+  for (const auto& s : samples) todo += !done.count(s.id);
+  ProgressBar bar(todo, options.progress, options.progress_label);
+  for (const auto& sample : samples) {
+    if (auto it = done.find(sample.id); it != done.end()) {
+      ++stats.skipped;
+      stats.records.push_back(it->second);
+      continue;
+    }
+    bar.update(stats.evaluated, sample.id);
+    const std::string prompt = formatter.format(sample.input, sample.answer_prefix);
+    GenerationResult out = generator.generate(prompt, sample.gen_tokens);
+    ResultRecord r;
+    r.id = sample.id;
+    r.task = sample.task;
+    r.length = sample.length;
+    r.method = method;
+    r.model = generator.model();
+    r.prediction = out.text;
+    r.answers = sample.answers;
+    r.metric = sample.metric;
+    r.score = score_prediction(sample.metric, out.text, sample.answers);
+    r.prefill_ms = out.prefill_ms;
+    r.attention_ms = out.attention_ms;
+    r.estimate_ms = out.estimate_ms;
+    r.density = out.density;
+    r.decode_ms_per_token = out.decode_ms_per_token;
+    r.prompt_tokens = out.prompt_tokens;
+    r.generated_tokens = out.generated_tokens;
+    r.depth = sample.depth;
+    append_result(options.out_path, r);
+    done[r.id] = r;
+    stats.records.push_back(std::move(r));
+    ++stats.evaluated;
+  }
+  bar.update(stats.evaluated, "done");
+  bar.finish();
+  return stats;
+}
+
+std::string summary_table(const std::vector<ResultRecord>& records) {
+  struct Sum {
+    double score = 0, density = 0, attention = 0;
+    std::int64_t n = 0;
+  };
+  std::map<std::tuple<std::string, std::int64_t, std::string>, Sum> groups;
+  for (const auto& r : records) {
+    Sum& s = groups[{r.task, r.length, r.method}];
+    s.score += r.score;
+    s.density += r.density;
+    s.attention += r.attention_ms;
+    ++s.n;
+  }
+  std::string out = fmt::format("{:<18} {:>7} {:>4} {:>7} {:>8} {:>10}  {}\n", "task", "length", "n", "score",
+                                "density", "attn ms", "method");
+  for (const auto& [key, s] : groups) {
+    const auto& [task, length, method] = key;
+    out += fmt::format("{:<18} {:>7} {:>4} {:>7.3f} {:>8.3f} {:>10.1f}  {}\n", task, length, s.n, s.score / s.n,
+                       s.density / s.n, s.attention / s.n, method);
+  }
+  return out;
+}
+
+}  // namespace ls::eval

@@ -1,0 +1,67 @@
+// The evaluation loop: format each sample's prompt, generate greedily with its budget, score,
+// append one result line, skip samples already in the results file for the same method.
+// It drives the model only through the small Generator interface below, so it is tested
+// with a fake generator and the CLI plugs in the real engine.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "eval/prompt.h"
+#include "eval/results.h"
+#include "eval/task.h"
+
+namespace ls::eval {
+
+struct GenerationResult {
+  std::string text;  // the continuation after the prompt (and its answer prefix)
+  std::int64_t prompt_tokens = 0, generated_tokens = 0;
+  double prefill_ms = 0, attention_ms = 0, estimate_ms = 0;  // prefill total / attention kernels / method estimates
+  double density = 1;
+  double decode_ms_per_token = 0;
+};
+
+class Generator {
+ public:
+  virtual ~Generator() = default;
+  // Greedy generation of at most max_tokens after `prompt` (already chat-formatted, with the
+  // answer prefix); stops at the model's end-of-turn token.
+  virtual GenerationResult generate(const std::string& prompt, std::int64_t max_tokens) = 0;
+  virtual std::string method() const = 0;  // method label (results.h, method_label)
+  virtual std::string model() const = 0;
+};
+
+struct EvalOptions {
+  std::string out_path;
+  bool progress = false;  // draw a progress bar with ETA on stderr
+  std::string progress_label;
+};
+
+struct EvalStats {
+  std::int64_t evaluated = 0, skipped = 0;
+  std::vector<ResultRecord> records;  // this method's results for the given samples (old and new)
+};
+
+EvalStats run_eval(const std::vector<TaskSample>& samples, Generator& generator, const PromptFormatter& formatter,
+                   const EvalOptions& options);
+
+// Mean score per (task, length, method), as printed at the end of eval and sweep.
+std::string summary_table(const std::vector<ResultRecord>& records);
+
+// A one-line progress bar with ETA on stderr (only when it is a terminal).
+class ProgressBar {
+ public:
+  ProgressBar(std::int64_t total, bool enabled, std::string label);
+  void update(std::int64_t done, const std::string& detail);
+  void finish();
+
+ private:
+  std::int64_t total_;
+  bool enabled_;
+  std::string label_;
+  double start_ms_;
+};
+
+}  // namespace ls::eval

@@ -1,0 +1,196 @@
+// anchor — AnchorAttention (Zhang et al., "AnchorAttention: Difference-Aware Sparse Attention
+// with Stripe Granularity", 2025, arXiv 2505.23520), §3: pattern-based anchor computation,
+// difference-aware stripe sparsity identification, fine-grained sparse computation.
+// Official code consulted: github.com/yuzhouzhang9/Anchor-Attention (the Triton kernels
+// anchor_attn step 1 — anchor, step 2 — get_q_mask, step 3 — stripe attention).
+//
+// Queries are cut into blocks of `block` (32) and blocks into groups of `step` (16), so a
+// group covers step·block = 512 queries. Per query head (GQA: each query head against its KV
+// head; the official code is written for MHA):
+//  1. Anchor: for every query, the maximum scaled score q·k·scale over the anchor region —
+//     key block 0, the key block just before the group, and the group's own causal keys.
+//     The paper's x_a = max(Q [K_init, K_w]ᵀ / √d).
+//  2. Stripes: for every query block of the group, the mean of its queries q̄ and the mean of
+//     its anchors ā. A key k between block 0 and the block before the group is a stripe of
+//     the whole group when, for at least one query block of the group,
+//     q̄·k·scale + theta ≥ ā (difference-aware: a key is kept when its pooled score comes
+//     within theta of the anchor).
+//  3. Plan: the anchor region as block ranges (block 0, the block before the group through
+//     the diagonal), the group's stripes as gathered columns. The executor then runs one
+//     online softmax over both, which is what the official step 3 does when it continues
+//     from the anchor state.
+// Parameters: block 32, step 16, theta 12.
+// theta: the official public entry points (anchor_attn / anchorattn) default to
+// difference = 12 (natural-log units; the kernels convert to log2). An inner helper defaults
+// to 100, which would select almost every key and reads as a placeholder; we use 12.
+// Minimum length: the official code requires n to be a multiple of block·step; any sequence
+// of at most one group (n_k ≤ block·step) is all anchor region, i.e. dense, so we return the
+// dense plan there. Longer sequences of any length are handled (partial last block/group).
+// Choices where the paper or code differ or are silent:
+//  - The official step-1 kernel takes its initial region as the first block·step keys while
+//    step 2 searches stripes from key `block` on, so a key in [block, block·step) can be
+//    counted twice by its step 3. We follow the paper and the stripe range: the anchor region
+//    is block 0 plus the local window, and a plan never counts a key twice.
+//  - Scores use the shape's softmax scale (1/√d unless the model sets another).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "methods/estimate_util.h"
+#include "methods/registry.h"
+
+namespace ls {
+namespace {
+
+struct AnchorConfig {
+  int block = 32;
+  int step = 16;
+  double theta = 12.0;
+};
+
+class Anchor final : public PrefillMethod {
+ public:
+  explicit Anchor(AnchorConfig config) : config_(config) {}
+
+  Plan build_plan(const AttnInput& in, const PlanContext&) const override {
+    const AttnShape& s = in.shape;
+    s.validate();
+    const int block = config_.block;
+    if (s.n_k <= std::int64_t(block) * config_.step)
+      return make_dense_plan(s.heads, s.kv_heads, s.n_q, s.n_k, block, block);
+
+    PlanBuilder builder(s.heads, s.heads, s.n_q, s.n_k, block, block);
+    const Plan& shape = builder.shape();
+    const std::int64_t q_blocks = shape.q_blocks();
+    const std::int64_t groups = (q_blocks + config_.step - 1) / config_.step;
+
+    // Keys packed once per KV head, shared by the query heads of its group.
+    std::vector<estimate::PackedRows> packed_keys(s.kv_heads);
+    parallel_for(s.kv_heads, [&](std::int64_t g) { packed_keys[g].pack(in.k_row(int(g), 0), s.dim, s.n_k, s.dim); });
+    // [heads][groups] stripe keys of each group.
+    std::vector<std::vector<std::int32_t>> stripes(std::size_t(s.heads * groups));
+    parallel_for(s.heads * groups, [&](std::int64_t item) {
+      const int head = int(item / groups);
+      stripes[item] = select_stripes(in, head, item % groups, packed_keys[s.kv_head_of(head)], shape);
+    });
+
+    for (int h = 0; h < s.heads; ++h)
+      for (std::int64_t qb = 0; qb < q_blocks; ++qb) {
+        const std::int64_t row = std::int64_t(h) * q_blocks + qb, group = qb / config_.step;
+        builder.add_blocks(row, 0, 1);
+        builder.add_keys(row, local_start(shape, group), shape.last_position(qb));
+        add_stripes(builder, row, stripes[h * groups + group]);
+      }
+    return builder.finish();
+  }
+
+ private:
+  // Stripe keys as gathered columns; a key block whose every key is a stripe becomes a block
+  // range instead (the same keys, computed as a dense tile).
+  void add_stripes(PlanBuilder& builder, std::int64_t row, const std::vector<std::int32_t>& keys) const {
+    const std::int64_t block = config_.block;
+    for (std::size_t i = 0; i < keys.size();) {
+      const std::int64_t key = keys[i];
+      if (key % block == 0 && i + block <= keys.size() && keys[i + block - 1] == key + block - 1) {
+        builder.add_blocks(row, key / block, key / block + 1);  // sorted and distinct: a full block
+        i += block;
+      } else {
+        builder.add_column(row, key);
+        ++i;
+      }
+    }
+  }
+
+  // First key of the local part of the anchor region: the start of the key block before the
+  // group's first key block.
+  std::int64_t local_start(const Plan& shape, std::int64_t group) const {
+    const std::int64_t first_key_block = shape.first_position(group * config_.step) / config_.block;
+    return std::max<std::int64_t>(first_key_block - 1, 0) * config_.block;
+  }
+
+  std::vector<std::int32_t> select_stripes(const AttnInput& in, int head, std::int64_t group,
+                                           const estimate::PackedRows& keys, const Plan& shape) const {
+    const AttnShape& s = in.shape;
+    const int block = config_.block, dim = s.dim;
+    const float scale = s.softmax_scale();
+    const std::int64_t first_qb = group * config_.step;
+    const std::int64_t group_blocks = std::min<std::int64_t>(config_.step, shape.q_blocks() - first_qb);
+    const std::int64_t start = local_start(shape, group);
+    // Stripe candidates lie strictly between block 0 and the block before the group.
+    const std::int64_t stripe_first = block, stripe_end = start;
+    if (stripe_end <= stripe_first) return {};
+
+    // Per query block of the group: mean query [group_blocks][dim] and mean anchor.
+    std::vector<float> pooled_q(std::size_t(group_blocks * dim), 0.0f), mean_anchor(group_blocks, 0.0f);
+    const std::int64_t sink = std::min<std::int64_t>(block, start);
+    std::vector<float> scores;  // [queries of a block][anchor keys]
+    for (std::int64_t b = 0; b < group_blocks; ++b) {
+      const std::int64_t qb = first_qb + b;
+      const std::int64_t first_query = qb * block, queries = std::min<std::int64_t>(block, s.n_q - first_query);
+      const std::int64_t local = shape.last_position(qb) - start + 1, width = sink + local;
+      scores.resize(std::size_t(queries * width));
+      estimate::scores_packed(in.q_row(head, first_query), dim, queries, keys, 0, sink, scores.data(), width, scale);
+      estimate::scores_packed(in.q_row(head, first_query), dim, queries, keys, start, start + local,
+                              scores.data() + sink, width, scale);
+      double anchor_sum = 0.0;
+      for (std::int64_t r = 0; r < queries; ++r) {
+        const float* row = scores.data() + r * width;
+        const std::int64_t visible_local = s.position(first_query + r) - start + 1;  // causal
+        float anchor = -std::numeric_limits<float>::infinity();
+        for (std::int64_t j = 0; j < sink + visible_local; ++j) anchor = std::max(anchor, row[j]);
+        anchor_sum += anchor;
+        const float* q = in.q_row(head, first_query + r);
+        for (int c = 0; c < dim; ++c) pooled_q[b * dim + c] += q[c];
+      }
+      mean_anchor[b] = float(anchor_sum / double(queries));
+      for (int c = 0; c < dim; ++c) pooled_q[b * dim + c] /= float(queries);
+    }
+
+    // [group_blocks][candidates] pooled scores; a key is a stripe if any block accepts it.
+    const std::int64_t candidates = stripe_end - stripe_first;
+    scores.resize(std::size_t(group_blocks * candidates));
+    estimate::scores_packed(pooled_q.data(), dim, group_blocks, keys, stripe_first, stripe_end, scores.data(),
+                            candidates, scale);
+    const float theta = float(config_.theta);
+    std::vector<std::int32_t> selected;
+    for (std::int64_t j = 0; j < candidates; ++j)
+      for (std::int64_t b = 0; b < group_blocks; ++b)
+        if (scores[b * candidates + j] + theta >= mean_anchor[b]) {
+          selected.push_back(std::int32_t(stripe_first + j));
+          break;
+        }
+    return selected;
+  }
+
+  AnchorConfig config_;
+};
+
+MethodInfo anchor_info() {
+  MethodInfo info;
+  info.name = "anchor";
+  info.phase = "prefill";
+  info.paper = "AnchorAttention (Zhang et al., 2025, arXiv 2505.23520), §3";
+  info.summary = "anchor = row max over sink + local blocks; keys within theta of the anchor become group-wide stripes";
+  using K = ParamSpec::Kind;
+  info.params = {
+      {"block", "32", "query and key block size (tokens)", K::Int, 8, 1024, {}},
+      {"step", "16", "query blocks per group sharing one set of stripes", K::Int, 1, 1024, {}},
+      {"theta", "12", "score margin below the anchor within which a key becomes a stripe", K::Float, -1e3, 1e3, {}},
+  };
+  info.make_prefill = [](const Params& p) {
+    AnchorConfig config;
+    config.block = int(p.get_int("block"));
+    config.step = int(p.get_int("step"));
+    config.theta = p.get_float("theta");
+    return std::make_unique<Anchor>(config);
+  };
+  return info;
+}
+
+LS_REGISTER_METHOD(anchor_info());
+
+}  // namespace
+}  // namespace ls

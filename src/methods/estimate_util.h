@@ -1,0 +1,63 @@
+// Building blocks shared by the dynamic prefill estimates (FlexPrefill, XAttention,
+// AnchorAttention, block-gate): small score GEMMs, block pooling, softmax over a row,
+// ordering by score, cumulative-mass budgets and the Jensen–Shannon distance.
+// Everything here works on caller-owned memory and never allocates per element, so the
+// methods can call it from inside their per-head parallel loops.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace ls::estimate {
+
+// Rows of a matrix B [n][k] repacked for score GEMMs: panels of kPanel consecutive rows,
+// each stored channel-major [k][kPanel] and zero-padded, so the kernel reads one vector of
+// kPanel keys per channel and broadcasts the query channel. Pack once per KV head and reuse
+// it for every query head and block that reads those keys.
+class PackedRows {
+ public:
+  static constexpr int kPanel = 32;
+  void pack(const float* b, std::int64_t ldb, std::int64_t n, std::int64_t k);
+  std::int64_t rows() const { return rows_; }
+  std::int64_t depth() const { return depth_; }
+  const float* panel(std::int64_t p) const { return data_.data() + p * depth_ * kPanel; }
+
+ private:
+  std::vector<float> data_;  // [ceil(rows / kPanel)][depth][kPanel]
+  std::int64_t rows_ = 0, depth_ = 0;
+};
+
+// c[i * ldc + (j - col_first)] = scale * dot(a row i, b row j) for i < m and
+// col_first <= j < col_end; a rows have b.depth() floats. Single-threaded (safe inside
+// ls::parallel_for); vectorised by the compiler with -march=native.
+void scores_packed(const float* a, std::int64_t lda, std::int64_t m, const PackedRows& b, std::int64_t col_first,
+                   std::int64_t col_end, float* c, std::int64_t ldc, float scale);
+
+// The same for an unpacked B [n][k] (packs into per-thread scratch): for small or one-off B.
+void scores_abt(const float* a, std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc,
+                std::int64_t m, std::int64_t n, std::int64_t k, float scale);
+
+enum class Pool { Mean, Max, Min };
+
+// out [ceil(rows / block)][dim]: each block of `block` consecutive rows of x [rows][dim]
+// reduced channel-wise; a last partial block is reduced over the rows it has.
+void pool_rows(const float* x, std::int64_t rows, int dim, int block, Pool pool, float* out);
+
+// In-place softmax of x[0..n) (vectorised exp); entries equal to -infinity get probability
+// 0. A row that is entirely -infinity becomes all zeros.
+void softmax(float* x, std::int64_t n);
+
+// Indices of values sorted by descending value; ties go to the lower index, so the order is
+// deterministic.
+void order_descending(std::span<const float> values, std::vector<std::int32_t>& order);
+
+// FlexPrefill's budget: the number of largest entries whose cumulative sum first exceeds
+// `target` (count of prefix sums <= target, plus one), at most values.size().
+std::int64_t cover_count(std::span<const float> values, double target, std::vector<float>& scratch);
+
+// Square-root Jensen–Shannon divergence (natural log) between two distributions of equal
+// length; 0·log 0 counts as 0. Inputs should each sum to 1.
+double sqrt_js_distance(std::span<const float> p, std::span<const float> q);
+
+}  // namespace ls::estimate
