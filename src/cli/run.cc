@@ -21,7 +21,9 @@
 #include "model/gguf.h"
 #include "model/llama.h"
 #include "model/matmul.h"
+#include "methods/registry.h"
 #include "model/model_path.h"
+#include "model/sparse_prefill.h"
 #include "model/tokenizer.h"
 
 namespace ls::cli {
@@ -38,6 +40,8 @@ struct RunOptions {
   SamplerConfig sampler;
   bool json = false;
   std::string truncate;
+  std::string prefill;       // sparse prefill method spec; empty: dense
+  std::string dense_layers;  // layers kept dense under --prefill
 };
 
 std::string read_file(const std::string& path) {
@@ -76,10 +80,17 @@ void run(const RunOptions& o) {
   const std::vector<std::int32_t> encoded = tokenizer.encode(text, /*parse_special=*/true);
   const std::vector<std::int32_t> prompt = fit_prompt(encoded, context - o.tokens, truncation);
 
+  LS_CHECK(!o.prefill.empty() || o.dense_layers.empty(), "--dense-layers needs --prefill");
+  std::unique_ptr<SparsePrefill> sparse;
+  if (!o.prefill.empty())
+    sparse = std::make_unique<SparsePrefill>(MethodRegistry::instance().make_prefill(o.prefill),
+                                             parse_layer_list(o.dense_layers, config.layers));
+
   KvCache cache = model.make_cache(context);
   GenerateOptions options;
   options.max_tokens = o.tokens;
   options.sampler = o.sampler;
+  options.hooks.attention = sparse.get();
   GenerateResult result = generate(model, tokenizer, prompt, cache, options, [&](std::string_view piece) {
     if (o.json) return;
     std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -100,6 +111,9 @@ void run(const RunOptions& o) {
         {"decode_ms", result.decode_ms},
         {"decode_tok_s", result.decode_tok_s()},
         {"kv_bytes", cache.bytes_used()},
+        {"prefill_method", sparse ? sparse->method().spec() : "dense"},
+        {"prefill_estimate_ms", sparse ? sparse->estimate_ms() : 0.0},
+        {"prefill_mean_density", sparse ? sparse->mean_density() : 1.0},
         {"threads", num_threads()},
         {"peak_rss_bytes", peak_rss_bytes()},
     };
@@ -122,6 +136,10 @@ void run(const RunOptions& o) {
                result.stopped_at_end ? ", stopped at end of generation" : "", cache.bytes_used() / 1e6,
                static_cast<long long>(cache.size()), static_cast<long long>(cache.bytes_per_token()),
                peak_rss_bytes() / 1e6);
+  if (sparse)
+    std::fprintf(stderr, "sparse prefill %s: estimate %.1f ms, attention %.1f ms, mean plan density %.3f over %d layers\n",
+                 sparse->method().spec().c_str(), sparse->estimate_ms(), sparse->attention_ms(),
+                 sparse->mean_density(), sparse->planned_layers());
 }
 
 void setup_run(CLI::App& app) {
@@ -140,6 +158,8 @@ void setup_run(CLI::App& app) {
   app.add_option("--seed", o->sampler.seed, "sampling seed")->capture_default_str();
   app.add_flag("--json", o->json, "print one JSON object (text, tokens, timings) instead of streaming");
   app.add_option("--truncate", o->truncate, "shorten a prompt that does not fit: middle | left");
+  app.add_option("--prefill", o->prefill, "sparse prefill method spec, e.g. flexprefill (see `longsparse methods`)");
+  app.add_option("--dense-layers", o->dense_layers, "with --prefill: layers kept dense, e.g. 0,1");
   app.callback([o] { run(*o); });
 }
 
