@@ -40,7 +40,9 @@ else
   echo "llama_cpp_compare: llama.cpp side skipped (set LLAMA_BENCH to an llama-bench binary)" >&2
 fi
 have_ours=0
-if [ -x "$LONGSPARSE" ] && "$LONGSPARSE" run --help 2>/dev/null | grep -q -- "--json"; then
+run_help=""
+[ -x "$LONGSPARSE" ] && run_help=$("$LONGSPARSE" run --help 2>/dev/null || true)
+if grep -q -- "--json" <<< "$run_help"; then
   have_ours=1
 else
   echo "llama_cpp_compare: longsparse side skipped ($LONGSPARSE has no 'run --json' subcommand)" >&2
@@ -127,15 +129,17 @@ for line in open(ours_path):
     rate = run["prefill_tok_s"] if r["shape"].startswith("pp") else run["decode_tok_s"]
     tokens = run["prompt_tokens"] if r["shape"].startswith("pp") else run.get("decode_tokens")
     ours.setdefault(r["shape"], []).append((rate, tokens, run["prompt_tokens"]))
+def rate(x):
+    return f"{x:.1f}" if x >= 10 else f"{x:.3g}"
 shapes = [f"pp {p}" for p in pp_sizes.split()] + [f"tg {tg_n} @ d {d}" for d in tg_depths.split()]
 print(f"| shape | llama.cpp tok/s | longsparse tok/s | longsparse tokens measured (prompt) | ratio |")
 print(f"|---|---|---|---|---|")
 for s in shapes:
     p = peer.get(s)
     o = ours.get(s)
-    ps = f"{p[0]:.1f} ± {p[1]:.1f}" if p else "-"
+    ps = f"{rate(p[0])} ± {rate(p[1])}" if p else "-"
     orate = statistics.median(x[0] for x in o) if o else None
-    os_ = f"{orate:.1f}" if o else "-"
+    os_ = rate(orate) if o else "-"
     ot = f"{o[0][1]} ({o[0][2]})" if o else "-"
     ratio = f"{orate / p[0]:.2f}" if (p and o and p[0] > 0) else "-"
     print(f"| {s} | {ps} | {os_} | {ot} | {ratio} |")

@@ -1,3 +1,4 @@
+// Plan quality on sampled rows (see analysis.h): exact rows streamed in double, one at a time.
 #include "attn/analysis.h"
 
 #include <algorithm>

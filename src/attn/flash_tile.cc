@@ -120,24 +120,22 @@ class TileRunner {
   // key; [kmin, kmax]: the smallest and largest key in the tile.
   void tile(const float* kt, const float* v, std::int64_t v_stride, int j0, int j1, bool full,
             std::int32_t kmin, std::int32_t kmax) {
-    for (std::int64_t r0 = 0; r0 < rows_; r0 += kRows) {
-      switch (std::min<std::int64_t>(kRows, rows_ - r0)) {
-#define LS_CHUNK_CASE(R) \
-  case R:                \
-    if constexpr (R <= kRows) chunk<R>(r0, kt, v, v_stride, j0, j1, full, kmin, kmax); \
-    break;
-        LS_CHUNK_CASE(1)
-        LS_CHUNK_CASE(2)
-        LS_CHUNK_CASE(3)
-        LS_CHUNK_CASE(4)
-        LS_CHUNK_CASE(5)
-        LS_CHUNK_CASE(6)
-#undef LS_CHUNK_CASE
-      }
-    }
+    for (std::int64_t r0 = 0; r0 < rows_; r0 += kRows)
+      chunk_of<kRows>(int(std::min<std::int64_t>(kRows, rows_ - r0)), r0, kt, v, v_stride, j0, j1, full, kmin, kmax);
   }
 
  private:
+  // chunk<rows>(...) for a run-time row count in [1, R].
+  template <int R>
+  HWY_INLINE void chunk_of(int rows, std::int64_t r0, const float* kt, const float* v, std::int64_t v_stride, int j0,
+                           int j1, bool full, std::int32_t kmin, std::int32_t kmax) {
+    if (rows == R) {
+      chunk<R>(r0, kt, v, v_stride, j0, j1, full, kmin, kmax);
+    } else if constexpr (R > 1) {
+      chunk_of<R - 1>(rows, r0, kt, v, v_stride, j0, j1, full, kmin, kmax);
+    }
+  }
+
   template <int R>
   void chunk(std::int64_t r0, const float* kt, const float* v, std::int64_t v_stride, int j0, int j1,
              bool full, std::int32_t kmin, std::int32_t kmax) {
@@ -332,17 +330,19 @@ void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, in
   Scratch& sc = thread_scratch();
   sc.ensure(rows, dim);
 
-  // Rows are head-major: row = head offset * block + query offset.
+  // Rows are query-major: row = query offset * head_count + head offset. A chunk of rows then
+  // spans one or two positions, so the diagonal tile's trimming to the chunk's last position
+  // is tight.
   std::int64_t min_lo = s.n_k, max_hi = -1;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const int h = first_head + int(r / block);
-    const std::int64_t i = q_begin + r % block;
+  for (std::int64_t i = q_begin, r = 0; i < q_end; ++i) {
     const std::int64_t pos = s.position(i);
-    sc.lo[r] = std::int32_t(s.first_key(pos));
-    sc.hi[r] = std::int32_t(pos);
-    min_lo = std::min<std::int64_t>(min_lo, sc.lo[r]);
+    min_lo = std::min(min_lo, s.first_key(pos));
     max_hi = std::max(max_hi, pos);
-    sc.q[r] = in.q_row(h, i);
+    for (int h = first_head; h < first_head + head_count; ++h, ++r) {
+      sc.lo[r] = std::int32_t(s.first_key(pos));
+      sc.hi[r] = std::int32_t(pos);
+      sc.q[r] = in.q_row(h, i);
+    }
   }
   std::fill_n(sc.o.data(), rows * dim, 0.0f);
   std::fill_n(sc.sums.data(), rows * kLanes, 0.0f);
@@ -396,8 +396,8 @@ void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, in
   for (std::int64_t r = 0; r < rows; ++r) {
     const float sum = hn::GetLane(hn::SumOfLanes(df, hn::Load(df, sc.sums.data() + r * kLanes)));
     const VF inv = hn::Set(df, sum > 0.0f ? 1.0f / sum : 0.0f);
-    const int h = first_head + int(r / block);
-    const std::int64_t i = q_begin + r % block;
+    const int h = first_head + int(r % head_count);
+    const std::int64_t i = q_begin + r / head_count;
     float* dst = out + (std::int64_t(h) * s.n_q + i) * dim;
     const float* o = sc.o.data() + r * dim;
     if (reinterpret_cast<std::uintptr_t>(dst) % (kLanes * sizeof(float)) == 0) {

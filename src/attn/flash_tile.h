@@ -1,5 +1,5 @@
-// Internal to src/attn: the tile engine shared by the dense flash kernel (flash.cc) and the
-// plan executor (executor.cc). Callers describe one work item — a set of query rows (up to
+// Internal to src/attn: the tile engine shared by the dense flash kernel and the plan
+// executor (both in flash.cc). Callers describe one work item — a set of query rows (up to
 // a few query heads × one query block, all reading the same KV head) and the keys they
 // attend to (contiguous key intervals plus gathered columns) — and the engine runs the
 // flash loop over key tiles: S = Q·Kᵀ into registers, online softmax per row, O += P·V.

@@ -4,6 +4,7 @@
 #include <cblas.h>
 
 #include <time.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -107,6 +108,12 @@ void run_attention_bench(const AttentionOptions& opt) {
   shape.dim = opt.dim;
   shape.window = opt.window;
   shape.validate();
+  LS_CHECK(!opt.roofline || opt.sgemm_size > 0, "--sgemm-size must be positive, got {}", opt.sgemm_size);
+  // Q, K, V and two outputs, in fp32.
+  const double bytes = 4.0 * double(opt.n) * opt.dim * (3.0 * opt.heads + 2.0 * opt.kv_heads);
+  LS_CHECK(bytes <= double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE)),
+           "bench attention: n={} needs {:.1f} GiB for Q/K/V/outputs, more than this machine's memory", opt.n,
+           bytes / double(1 << 30));
 
   set_num_threads(opt.threads);
   openblas_set_num_threads(opt.threads);

@@ -1,3 +1,4 @@
+// The bench-only plan generators and the registry fallback of `bench attention --plan`.
 #include "cli/bench_plans.h"
 
 #include <algorithm>

@@ -1,8 +1,10 @@
 // anchor — AnchorAttention (Zhang et al., "AnchorAttention: Difference-Aware Sparse Attention
 // with Stripe Granularity", 2025, arXiv 2505.23520), §3: pattern-based anchor computation,
 // difference-aware stripe sparsity identification, fine-grained sparse computation.
-// Official code consulted: github.com/yuzhouzhang9/Anchor-Attention (the Triton kernels
-// anchor_attn step 1 — anchor, step 2 — get_q_mask, step 3 — stripe attention).
+// Official code consulted: github.com/yuzhouzhang9/Anchor-Attention (anchor_attn/src/ops:
+// the Triton kernels step 1 — anchor, step 2 — get_q_mask, step 3 — stripe attention;
+// anchor_attn/src/modules/llama/anchor_attention.py and modules/patch.py for the model
+// integration and its configuration).
 //
 // Queries are cut into blocks of `block` (32) and blocks into groups of `step` (16), so a
 // group covers step·block = 512 queries. Per query head (GQA: each query head against its KV
@@ -20,12 +22,16 @@
 //     online softmax over both, which is what the official step 3 does when it continues
 //     from the anchor state.
 // Parameters: block 32, step 16, theta 12.
-// theta: the official public entry points (anchor_attn / anchorattn) default to
-// difference = 12 (natural-log units; the kernels convert to log2). An inner helper defaults
-// to 100, which would select almost every key and reads as a placeholder; we use 12.
-// Minimum length: the official code requires n to be a multiple of block·step; any sequence
-// of at most one group (n_k ≤ block·step) is all anchor region, i.e. dense, so we return the
-// dense plan there. Longer sequences of any length are handled (partial last block/group).
+// theta: 12, as in the official run scripts (script/run_ruler.sh: {"theta":12,"step":16}) and
+// the public entry points' default difference = 12 (natural-log units; the kernels convert
+// to log2). An inner helper defaults to 100, which selects almost every key and reads as a
+// placeholder.
+// Minimum length: any sequence of at most one group (n_k ≤ block·step) is all anchor region,
+// i.e. dense, so we return the dense plan there. As in the official model integration, the
+// queries past the last whole group (n_q mod block·step of them) run dense.
+// Block: the official run configuration uses block_size_M = 128 (groups of 2048 queries);
+// we default to 32 as our method catalogue specifies, which gives sparse plans from 512
+// tokens on; anchor:block=128 reproduces the official setting.
 // Choices where the paper or code differ or are silent:
 //  - The official step-1 kernel takes its initial region as the first block·step keys while
 //    step 2 searches stripes from key `block` on, so a key in [block, block·step) can be
@@ -66,6 +72,8 @@ class Anchor final : public PrefillMethod {
     const Plan& shape = builder.shape();
     const std::int64_t q_blocks = shape.q_blocks();
     const std::int64_t groups = (q_blocks + config_.step - 1) / config_.step;
+    // The official code runs the queries past the last whole group densely.
+    const std::int64_t whole_groups = s.n_q / (std::int64_t(block) * config_.step);
 
     // Keys packed once per KV head, shared by the query heads of its group.
     std::vector<estimate::PackedRows> packed_keys(s.kv_heads);
@@ -74,12 +82,17 @@ class Anchor final : public PrefillMethod {
     std::vector<std::vector<std::int32_t>> stripes(std::size_t(s.heads * groups));
     parallel_for(s.heads * groups, [&](std::int64_t item) {
       const int head = int(item / groups);
-      stripes[item] = select_stripes(in, head, item % groups, packed_keys[s.kv_head_of(head)], shape);
+      if (item % groups < whole_groups)
+        stripes[item] = select_stripes(in, head, item % groups, packed_keys[s.kv_head_of(head)], shape);
     });
 
     for (int h = 0; h < s.heads; ++h)
       for (std::int64_t qb = 0; qb < q_blocks; ++qb) {
         const std::int64_t row = std::int64_t(h) * q_blocks + qb, group = qb / config_.step;
+        if (group >= whole_groups) {
+          builder.add_dense(row);
+          continue;
+        }
         builder.add_blocks(row, 0, 1);
         builder.add_keys(row, local_start(shape, group), shape.last_position(qb));
         add_stripes(builder, row, stripes[h * groups + group]);

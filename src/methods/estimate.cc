@@ -1,3 +1,4 @@
+// Numeric helpers for the methods' estimates (see estimate.h).
 #include "methods/estimate.h"
 
 #include <algorithm>

@@ -22,8 +22,9 @@
 //     taken in descending order over the whole (query block × key block) matrix while the
 //     cumulative mass stays ≤ gamma × number of query blocks (official score_cover_idx: a
 //     global selection, not per row).
-// Parameters (defaults of the official scripts): block 128, gamma 0.9, tau 0.1,
-// min_budget 512 tokens, max_budget 0 (= unlimited).
+// Parameters (defaults of the official README example): block 128, gamma 0.9, tau 0.1,
+// min_budget 512 tokens, max_budget 0 (= unlimited). The official RULER / InfiniteBench scripts
+// use gamma 0.95 and min_budget 1024 (flexprefill:gamma=0.95,min_budget=1024).
 // Sequences with n_k ≤ max(2·block, ceil(min_budget / block)·block) run dense, as the official
 // code does.
 // Choices where the paper is silent or our interface is more general:

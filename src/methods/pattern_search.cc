@@ -1,3 +1,4 @@
+// MInference-style offline pattern search and per-head recall on sampled rows (see pattern_search.h).
 #include "methods/pattern_search.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// Per-layer / per-head method policies, head profiles and per-head plan assembly (see policy.h).
 #include "methods/policy.h"
 
 #include <fmt/format.h>

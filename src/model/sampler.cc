@@ -41,11 +41,11 @@ bool more_likely(const Candidate& a, const Candidate& b) {
 
 }  // namespace
 
-Rng::Rng(std::uint64_t seed) {
+Xoshiro256::Xoshiro256(std::uint64_t seed) {
   for (auto& s : state_) s = splitmix64(seed);
 }
 
-std::uint64_t Rng::next() {
+std::uint64_t Xoshiro256::next() {
   const std::uint64_t result = rotl(state_[1] * 5, 7) * 9;
   const std::uint64_t t = state_[1] << 17;
   state_[2] ^= state_[0];
@@ -57,7 +57,7 @@ std::uint64_t Rng::next() {
   return result;
 }
 
-double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+double Xoshiro256::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
 Sampler::Sampler(SamplerConfig config) : config_(config), rng_(config.seed) { validate(config_); }
 

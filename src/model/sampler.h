@@ -21,9 +21,9 @@ struct SamplerConfig {
 void validate(const SamplerConfig& config);
 
 // xoshiro256** seeded through splitmix64.
-class Rng {
+class Xoshiro256 {
  public:
-  explicit Rng(std::uint64_t seed);
+  explicit Xoshiro256(std::uint64_t seed);
   std::uint64_t next();
   double uniform();  // in [0, 1), 53 random bits
 
@@ -43,7 +43,7 @@ class Sampler {
 
  private:
   SamplerConfig config_;
-  Rng rng_;
+  Xoshiro256 rng_;
 };
 
 }  // namespace ls

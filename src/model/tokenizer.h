@@ -92,9 +92,8 @@ class Tokenizer {
     std::string pending_;  // bytes of an incomplete UTF-8 sequence
   };
 
-  struct Impl;
-
  private:
+  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

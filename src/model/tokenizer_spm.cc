@@ -6,7 +6,6 @@
 
 #include "core/error.h"
 #include "model/tokenizer.h"
-#include "model/unicode.h"
 
 namespace ls {
 namespace {
@@ -25,6 +24,15 @@ int byte_token_value(std::string_view text) {
   if (text.size() != 6 || text.substr(0, 3) != "<0x" || text[5] != '>') return -1;
   const int hi = hex_digit(text[3]), lo = hex_digit(text[4]);
   return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+// Characters are cut by the length their lead byte announces, without validating the rest,
+// as llama.cpp does: malformed input then gets the same byte-fallback tokens there and here.
+std::size_t sequence_length(unsigned char lead) {
+  if (lead < 0xC0) return 1;  // ASCII, or a stray continuation byte
+  if (lead < 0xE0) return 2;
+  if (lead < 0xF0) return 3;
+  return 4;
 }
 
 }  // namespace
@@ -59,10 +67,10 @@ void SpmModel::encode_fragment(std::string_view raw, std::vector<std::int32_t>& 
   thread_local std::vector<Symbol> symbols;
   symbols.clear();
   for (std::size_t pos = 0; pos < text.size();) {
-    const unicode::Utf8Char c = unicode::decode_utf8(text, pos);
+    const std::size_t length = std::min(sequence_length(static_cast<unsigned char>(text[pos])), text.size() - pos);
     const auto index = static_cast<std::int32_t>(symbols.size());
-    symbols.push_back({static_cast<std::uint32_t>(pos), c.length, index - 1, index + 1});
-    pos += c.length;
+    symbols.push_back({static_cast<std::uint32_t>(pos), static_cast<std::uint32_t>(length), index - 1, index + 1});
+    pos += length;
   }
   const auto count = static_cast<std::int32_t>(symbols.size());
 

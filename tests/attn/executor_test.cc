@@ -72,7 +72,7 @@ TEST(PlanExecutor, RandomPlansMatchReference) {
 
 TEST(PlanExecutor, DensePlanGivesTheDenseKernelOutput) {
   for (const AttnShape& shape : {make_shape(6, 2, 300, 300, 64), make_shape(4, 1, 130, 200, 128, 70),
-                                 make_shape(2, 2, 100, 100, 256)}) {
+                                 make_shape(2, 2, 100, 100, 256), make_shape(16, 1, 150, 150, 256)}) {
     RandomAttention data(shape, 7);
     std::vector<float> dense(data.out_size());
     flash_attention(data.in, dense.data());

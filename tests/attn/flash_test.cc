@@ -45,6 +45,12 @@ TEST(FlashAttention, LongerSequenceAndLargeWindow) {
   expect_matches_reference(make_shape(2, 1, 129, 257, 128, 64), 13);
 }
 
+TEST(FlashAttention, LargeGroupsAreSplitIntoSeveralWorkItems) {
+  // 16 query heads on one KV head at d = 256: more rows than one item's scratch budget.
+  expect_matches_reference(make_shape(16, 1, 70, 70, 256), 15);
+  expect_matches_reference(make_shape(32, 2, 40, 90, 128, 30), 16);
+}
+
 TEST(FlashAttention, PeakySoftmaxIsStable) {
   // Scores spread over tens of units: exercises the running-max rescaling. fp32 scores of that
   // size carry ~1e-5 absolute rounding, hence the looser tolerance.

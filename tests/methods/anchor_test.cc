@@ -1,6 +1,7 @@
 // anchor (AnchorAttention): keys planted far before a group become its stripes, theta is
 // monotone, the anchor region is always kept, plans are valid and deterministic, sequences of
-// one group are dense, and the output matches dense attention when the plan keeps the mass.
+// one group and queries past the last whole group are dense, and the output matches dense
+// attention when the plan keeps the mass.
 #include <gtest/gtest.h>
 
 #include "planted_input.h"
@@ -71,6 +72,13 @@ TEST(Anchor, OneGroupIsDense) {
   Plan plan = testing::build("anchor:theta=-1000", longer);
   validate(plan);
   EXPECT_EQ(plan.block_q, 32);
+  // Queries past the last whole group (here 1100 − 1024 of them) run dense, as in the official
+  // model integration; the whole group before them does not.
+  auto partial = testing::make_planted(Pattern::Stripe, 1, 1, 1100, 45);
+  Plan tail = testing::build("anchor:theta=-1000", partial);
+  EXPECT_TRUE(testing::selects_all(tail, 0, 1099, 0, 1100));
+  EXPECT_TRUE(testing::selects_all(tail, 0, 1024, 0, 1025));
+  EXPECT_FALSE(tail.selects(0, 1023, 100));
 }
 
 TEST(Anchor, ChunkedPrefillAndOddLengths) {
@@ -82,7 +90,7 @@ TEST(Anchor, ChunkedPrefillAndOddLengths) {
 }
 
 TEST(Anchor, OutputMatchesDenseWhenRecallIsFull) {
-  auto p = testing::make_planted(Pattern::TwoPhase, 1, 1, 768, 47);
+  auto p = testing::make_planted(Pattern::TwoPhase, 1, 1, 1024, 47);
   Plan plan = testing::build("anchor:theta=0", p);
   ASSERT_LT(density(plan), 1.0);
   ASSERT_GT(testing::recall(p, plan, 4).min, 0.999);

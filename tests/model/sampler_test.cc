@@ -38,13 +38,13 @@ SamplerConfig plain(float temperature, std::uint64_t seed = 7) {
   return c;
 }
 
-TEST(Rng, MatchesReferenceXoshiro256StarStarSeededBySplitmix64) {
+TEST(SamplerRng, MatchesReferenceXoshiro256StarStarSeededBySplitmix64) {
   // Values from an independent Python implementation of splitmix64 + xoshiro256**.
-  Rng zero(0);
+  Xoshiro256 zero(0);
   EXPECT_EQ(zero.next(), 0x99ec5f36cb75f2b4ull);
   EXPECT_EQ(zero.next(), 0xbf6e1f784956452aull);
   EXPECT_EQ(zero.next(), 0x1a5f849d4933e6e0ull);
-  Rng answer(42);
+  Xoshiro256 answer(42);
   EXPECT_EQ(answer.next(), 0x15780b2e0c2ec716ull);
   EXPECT_EQ(answer.next(), 0x6104d9866d113a7eull);
   for (int i = 0; i < 1000; ++i) {
@@ -55,7 +55,7 @@ TEST(Rng, MatchesReferenceXoshiro256StarStarSeededBySplitmix64) {
 }
 
 TEST(Sampler, GreedyIsArgmax) {
-  Rng rng(1);
+  Xoshiro256 rng(1);
   Sampler greedy(plain(0.0f));
   for (int trial = 0; trial < 200; ++trial) {
     std::vector<float> logits(1000);
@@ -71,7 +71,7 @@ TEST(Sampler, TopKOneIsArgmaxAtAnyTemperature) {
   SamplerConfig config = plain(1.5f);
   config.top_k = 1;
   Sampler sampler(config);
-  Rng rng(2);
+  Xoshiro256 rng(2);
   for (int trial = 0; trial < 200; ++trial) {
     std::vector<float> logits(300);
     for (float& l : logits) l = static_cast<float>(rng.uniform() * 4.0);
@@ -168,7 +168,7 @@ TEST(Sampler, NegativeInfinityIsNeverSampled) {
 TEST(Sampler, SameSeedSameTokensOtherSeedOtherTokens) {
   SamplerConfig config;  // the defaults, with filtering on
   config.temperature = 1.0f;
-  Rng rng(3);
+  Xoshiro256 rng(3);
   std::vector<float> logits(5000);
   for (float& l : logits) l = static_cast<float>(rng.uniform() * 3.0);
   const auto run = [&](std::uint64_t seed) {

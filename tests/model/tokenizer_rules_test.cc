@@ -164,6 +164,10 @@ TEST(SentencePiece, MergesByScoreWithByteFallback) {
   EXPECT_EQ(t.encode("h\u00e9z", false), (Ids{id("h"), 3 + 0xC3, 3 + 0xA9, 3 + 'z'}));
   EXPECT_EQ(t.decode(t.encode("h\u00e9z hello", false)), "h\u00e9z hello");
   EXPECT_EQ(t.decode(t.encode("\n\t\xff", false)), "\n\t\xff");
+  // A malformed character is cut by the length its lead byte announces (0xFF: four bytes),
+  // so the 'h' after it is part of it and comes out as a byte token too, as in llama.cpp.
+  EXPECT_EQ(t.encode("\xffh", false), (Ids{3 + 0xFF, 3 + 'h'}));
+  EXPECT_EQ(t.encode("h\xff", false), (Ids{id("h"), 3 + 0xFF}));
   // Control tokens in the text.
   EXPECT_EQ(t.encode("<s>hello</s>", true), (Ids{1, id("hello"), 2}));
 }

@@ -1,0 +1,89 @@
+// `longsparse run` end to end: error cases, truncation and reproducibility with the real model
+// (skipped when it is not cached).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/error.h"
+#include "model/model_path.h"
+
+namespace {
+
+struct Result {
+  int status;
+  std::string output;  // stdout and stderr
+};
+
+Result run_cli(const std::string& args, const std::string& env = "") {
+  const std::string command = env + " " + LONGSPARSE_BINARY + " run " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  Result result{-1, ""};
+  if (!pipe) return result;
+  std::array<char, 4096> buffer;
+  std::size_t n;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+bool model_cached() {
+  try {
+    ls::resolve_model_path("smollm2");
+    return true;
+  } catch (const ls::Error&) {
+    return false;
+  }
+}
+
+TEST(RunCli, MissingModelNamesFetchScript) {
+  const Result r = run_cli("-m smollm2 -p hello", "LONGSPARSE_MODELS=/nonexistent-longsparse-cache");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.output, testing::HasSubstr("scripts/fetch-model"));
+}
+
+TEST(RunCli, RejectsBadArguments) {
+  EXPECT_EQ(run_cli("-m smollm2").status, 1);  // no prompt
+  EXPECT_THAT(run_cli("-m smollm2 -p hi --truncate right").output, testing::HasSubstr("middle"));
+  if (!model_cached()) GTEST_SKIP() << "model not cached; run scripts/fetch-model smollm2";
+  const Result big = run_cli("-p hi -c 100000");
+  EXPECT_EQ(big.status, 1);
+  EXPECT_THAT(big.output, testing::HasSubstr("trained context"));
+  const Result dense = run_cli("-p hi --dense-layers 0");
+  EXPECT_EQ(dense.status, 1);
+  EXPECT_THAT(dense.output, testing::HasSubstr("--prefill"));
+}
+
+TEST(RunCli, PromptLongerThanContextNeedsTruncate) {
+  if (!model_cached()) GTEST_SKIP() << "model not cached; run scripts/fetch-model smollm2";
+  const std::string prompt = "\"one two three four five six seven eight nine ten eleven twelve\"";
+  const Result r = run_cli("-p " + prompt + " -c 12 -n 4 --temp 0");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_THAT(r.output, testing::HasSubstr("--truncate"));
+
+  const Result cut = run_cli("-p " + prompt + " -c 12 -n 4 --temp 0 --truncate middle --json");
+  ASSERT_EQ(cut.status, 0) << cut.output;
+  const auto json = nlohmann::json::parse(cut.output);
+  EXPECT_EQ(json["prompt_tokens"], 8);
+  EXPECT_EQ(json["prompt_truncated"], true);
+  EXPECT_LE(json["tokens"].size(), 4u);
+}
+
+TEST(RunCli, SameSeedSameOutput) {
+  if (!model_cached()) GTEST_SKIP() << "model not cached; run scripts/fetch-model smollm2";
+  const std::string args = "-p \"The capital of France is\" -n 12 --temp 0.9 --seed 7 -t 2 --json";
+  const Result a = run_cli(args), b = run_cli(args);
+  ASSERT_EQ(a.status, 0) << a.output;
+  ASSERT_EQ(b.status, 0) << b.output;
+  const auto ja = nlohmann::json::parse(a.output), jb = nlohmann::json::parse(b.output);
+  EXPECT_EQ(ja["tokens"], jb["tokens"]);
+  EXPECT_EQ(ja["text"], jb["text"]);
+  EXPECT_GT(ja["prefill_tok_s"].get<double>(), 0.0);
+  EXPECT_GT(ja["peak_rss_bytes"].get<double>(), 0.0);
+}
+
+}  // namespace
