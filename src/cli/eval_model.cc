@@ -1,5 +1,6 @@
 // Formatter and generator factories for gen/eval/sweep, reaching models through the model
-// layer's public API (GGUF file, tokenizer, chat template). "approx" fits lengths without a model; "oracle" checks the pipeline
+// layer's public API (GGUF file, tokenizer, chat template, llama forward pass, generation
+// loop, method policy). "approx" fits lengths without a model; "oracle" checks the pipeline
 // without one.
 #include "cli/eval_model.h"
 
@@ -7,10 +8,16 @@
 #include <map>
 #include <unordered_map>
 
+#include "attn/flash.h"
+#include "attn/plan.h"
 #include "core/error.h"
+#include "core/timer.h"
 #include "eval/results.h"
+#include "methods/policy.h"
 #include "model/chat.h"
+#include "model/generate.h"
 #include "model/gguf.h"
+#include "model/llama.h"
 #include "model/model_path.h"
 #include "model/tokenizer.h"
 
@@ -45,6 +52,7 @@ class OracleGenerator : public eval::Generator {
 struct LoadedModel {
   std::string name;
   std::unique_ptr<GgufFile> file;
+  std::unique_ptr<LlamaModel> llama;  // null until a generator needs it
   std::unique_ptr<Tokenizer> tokenizer;
   ChatFormat chat;
 };
@@ -61,8 +69,7 @@ LoadedModel& load_model(const std::string& model, bool with_weights) {
     slot->chat = chat_format_from_tokenizer(data);
     slot->tokenizer = std::make_unique<Tokenizer>(std::move(data));
   }
-  LS_CHECK(!with_weights, "model '{}': this build has no model engine yet; use -m oracle to check the pipeline",
-           model);
+  if (with_weights && !slot->llama) slot->llama = std::make_unique<LlamaModel>(*slot->file);
   return *slot;
 }
 
@@ -82,6 +89,78 @@ class ModelFormatter : public eval::PromptFormatter {
 
  private:
   const LoadedModel& model_;
+};
+
+// Prefill attention through a method policy: per layer, the policy's plan (estimate) then the
+// plan executor; records estimate time and plan density.
+class PolicyAttention : public LayerAttention {
+ public:
+  explicit PolicyAttention(Policy policy) : policy_(std::move(policy)) {}
+  void prefill(int layer, const AttnInput& in, float* out) override {
+    Timer estimate;
+    Plan plan = policy_.build_plan(in, layer);
+    estimate_ms += estimate.ms();
+    density_sum += density(plan);
+    ++layers;
+    plan_attention(in, plan, out);
+  }
+  void reset() { estimate_ms = density_sum = 0, layers = 0; }
+  double estimate_ms = 0, density_sum = 0;
+  int layers = 0;
+
+ private:
+  Policy policy_;
+};
+
+class ModelGenerator : public eval::Generator {
+ public:
+  ModelGenerator(LoadedModel& model, const MethodOptions& methods)
+      : model_(model), label_(eval::method_label(methods.prefill, methods.decode, methods.dense_layers, methods.policy)) {
+    LS_CHECK(methods.decode.empty() || methods.decode == "dense",
+             "--decode {}: decode selectors are not wired into generation in this build; use dense", methods.decode);
+    Policy policy(methods.prefill.empty() ? "dense" : methods.prefill);
+    if (!methods.dense_layers.empty()) policy.set_dense_layers(parse_layer_list(methods.dense_layers));
+    if (!methods.policy.empty()) policy.set_profile(load_profile(methods.policy));
+    dense_ = (methods.prefill.empty() || methods.prefill == "dense") && methods.policy.empty();
+    if (!dense_) attention_ = std::make_unique<PolicyAttention>(std::move(policy));
+  }
+
+  eval::GenerationResult generate(const std::string& prompt, std::int64_t max_tokens) override {
+    const auto ids = model_.tokenizer->encode(prompt, /*parse_special=*/true);
+    const std::int64_t context = model_.llama->config().context_length;
+    LS_CHECK(std::int64_t(ids.size()) + max_tokens <= context,
+             "prompt of {} tokens + {} to generate exceeds the model's context of {} tokens", ids.size(), max_tokens,
+             context);
+    KvCache cache = model_.llama->make_cache(std::int64_t(ids.size()) + max_tokens);
+    GenerateOptions options;
+    options.max_tokens = max_tokens;
+    options.sampler.temperature = 0;  // greedy
+    if (attention_) {
+      attention_->reset();
+      options.hooks.attention = attention_.get();
+    }
+    GenerateResult out = ls::generate(*model_.llama, *model_.tokenizer, ids, cache, options);
+    eval::GenerationResult r;
+    r.text = out.text;
+    r.prompt_tokens = out.prompt_tokens;
+    r.generated_tokens = static_cast<std::int64_t>(out.tokens.size());
+    r.prefill_ms = out.prefill_ms;
+    r.attention_ms = out.attention_ms;
+    r.decode_ms_per_token = out.decode_ms_per_token();
+    if (attention_ && attention_->layers > 0) {
+      r.estimate_ms = attention_->estimate_ms;
+      r.density = attention_->density_sum / attention_->layers;
+    }
+    return r;
+  }
+  std::string method() const override { return label_; }
+  std::string model() const override { return model_.name; }
+
+ private:
+  LoadedModel& model_;
+  std::string label_;
+  bool dense_ = true;
+  std::unique_ptr<PolicyAttention> attention_;
 };
 
 }  // namespace
@@ -112,8 +191,7 @@ std::unique_ptr<eval::PromptFormatter> make_formatter(const std::string& model) 
 std::unique_ptr<eval::Generator> make_generator(const std::string& model, const MethodOptions& methods) {
   const std::string label = eval::method_label(methods.prefill, methods.decode, methods.dense_layers, methods.policy);
   if (model == "oracle") return std::make_unique<OracleGenerator>(label);
-  load_model(model, true);  // fails: no engine yet
-  return nullptr;
+  return std::make_unique<ModelGenerator>(load_model(model, true), methods);
 }
 
 }  // namespace ls::cli
