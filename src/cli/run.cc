@@ -1,0 +1,150 @@
+// `longsparse run`: generate text from a prompt with a GGUF model, streaming it to stdout, with
+// a timing summary on stderr (or one JSON object on stdout with --json).
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "core/error.h"
+#include "core/memory.h"
+#include "core/parallel.h"
+#include "core/timer.h"
+#include "model/chat.h"
+#include "model/generate.h"
+#include "model/gguf.h"
+#include "model/llama.h"
+#include "model/matmul.h"
+#include "model/model_path.h"
+#include "model/tokenizer.h"
+
+namespace ls::cli {
+namespace {
+
+struct RunOptions {
+  std::string model = "smollm2";
+  std::string prompt;
+  std::string prompt_file;
+  std::int64_t tokens = 128;
+  std::int64_t context = 0;  // 0: the model's trained context
+  int threads = 0;
+  bool chat = false;
+  SamplerConfig sampler;
+  bool json = false;
+  std::string truncate;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  LS_CHECK(in, "cannot read prompt file {}", path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void run(const RunOptions& o) {
+  LS_CHECK(o.prompt.empty() != o.prompt_file.empty(), "give the prompt with exactly one of -p and -f");
+  LS_CHECK(o.tokens >= 0, "-n must be >= 0");
+  validate(o.sampler);
+  const Truncation truncation = o.truncate.empty() ? Truncation::None : parse_truncation(o.truncate);
+  if (o.threads > 0) set_num_threads(o.threads);
+  set_blas_threads(num_threads());
+
+  Timer load_timer;
+  const std::string path = resolve_model_path(o.model);
+  std::unique_ptr<GgufFile> file = GgufFile::open(path);
+  LlamaModel model(*file);
+  Tokenizer tokenizer(tokenizer_data_from_gguf(*file));
+  const double load_ms = load_timer.ms();
+  const ModelConfig& config = model.config();
+
+  const std::int64_t context = o.context > 0 ? o.context : config.context_length;
+  LS_CHECK(context <= config.context_length,
+           "-c {} exceeds the model's trained context of {} tokens; RoPE positions beyond it are "
+           "untrained", context, config.context_length);
+  std::string text = o.prompt.empty() ? read_file(o.prompt_file) : o.prompt;
+  if (o.chat) {
+    const ChatMessage message{"user", text};
+    text = apply_chat_template(tokenizer.data(), {&message, 1}, /*add_generation_prompt=*/true);
+  }
+  const std::vector<std::int32_t> encoded = tokenizer.encode(text, /*parse_special=*/true);
+  const std::vector<std::int32_t> prompt = fit_prompt(encoded, context - o.tokens, truncation);
+
+  KvCache cache = model.make_cache(context);
+  GenerateOptions options;
+  options.max_tokens = o.tokens;
+  options.sampler = o.sampler;
+  GenerateResult result = generate(model, tokenizer, prompt, cache, options, [&](std::string_view piece) {
+    if (o.json) return;
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+  });
+
+  if (o.json) {
+    nlohmann::json out = {
+        {"text", result.text},
+        {"prompt_tokens", result.prompt_tokens},
+        {"prompt_truncated", prompt.size() != encoded.size()},
+        {"tokens", result.tokens},
+        {"stopped_at_end", result.stopped_at_end},
+        {"prefill_ms", result.prefill_ms},
+        {"prefill_tok_s", result.prefill_tok_s()},
+        {"prefill_attention_ms", result.attention_ms},
+        {"decode_tokens", result.decode_tokens},
+        {"decode_ms", result.decode_ms},
+        {"decode_tok_s", result.decode_tok_s()},
+        {"kv_bytes", cache.bytes_used()},
+        {"threads", num_threads()},
+        {"peak_rss_bytes", peak_rss_bytes()},
+    };
+    std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return;
+  }
+  std::printf("\n");
+  std::fflush(stdout);
+  std::fprintf(stderr,
+               "\n%s\n"
+               "load: %.0f ms, weights %.1f MB, %d threads\n"
+               "prompt: %lld tokens%s; prefill %.1f ms (%.1f tok/s; attention %.1f ms)\n"
+               "decode: %lld tokens, %.2f ms/token (%.1f tok/s)%s\n"
+               "kv cache: %.1f MB (%lld tokens × %lld bytes); peak RSS %.1f MB\n",
+               config.summary().c_str(), load_ms, model.weight_bytes() / 1e6, num_threads(),
+               static_cast<long long>(result.prompt_tokens),
+               prompt.size() != encoded.size() ? fmt::format(" (truncated from {})", encoded.size()).c_str() : "",
+               result.prefill_ms, result.prefill_tok_s(), result.attention_ms,
+               static_cast<long long>(result.decode_tokens), result.decode_ms_per_token(), result.decode_tok_s(),
+               result.stopped_at_end ? ", stopped at end of generation" : "", cache.bytes_used() / 1e6,
+               static_cast<long long>(cache.size()), static_cast<long long>(cache.bytes_per_token()),
+               peak_rss_bytes() / 1e6);
+}
+
+void setup_run(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  app.add_option("-m,--model", o->model, "model: a GGUF path or a cached name (smollm2)")->capture_default_str();
+  app.add_option("-p,--prompt", o->prompt, "prompt text");
+  app.add_option("-f,--file", o->prompt_file, "read the prompt from a file");
+  app.add_option("-n,--tokens", o->tokens, "tokens to generate at most")->capture_default_str();
+  app.add_option("-c,--context", o->context, "context length (default: the model's trained context)");
+  app.add_option("-t,--threads", o->threads, "threads (default: all cores)");
+  app.add_flag("--chat", o->chat, "wrap the prompt as a user turn in the model's chat template");
+  app.add_option("--temp", o->sampler.temperature, "temperature; 0 = greedy")->capture_default_str();
+  app.add_option("--top-k", o->sampler.top_k, "top-k; 0 = off")->capture_default_str();
+  app.add_option("--top-p", o->sampler.top_p, "top-p; 1 = off")->capture_default_str();
+  app.add_option("--min-p", o->sampler.min_p, "min-p; 0 = off")->capture_default_str();
+  app.add_option("--seed", o->sampler.seed, "sampling seed")->capture_default_str();
+  app.add_flag("--json", o->json, "print one JSON object (text, tokens, timings) instead of streaming");
+  app.add_option("--truncate", o->truncate, "shorten a prompt that does not fit: middle | left");
+  app.callback([o] { run(*o); });
+}
+
+}  // namespace
+
+LS_REGISTER_COMMAND(run, "Generate text from a prompt", setup_run);
+
+}  // namespace ls::cli

@@ -1,0 +1,75 @@
+// The generation loop (see generate.h).
+#include "model/generate.h"
+
+#include "core/error.h"
+#include "core/timer.h"
+#include "model/llama.h"
+#include "model/tokenizer.h"
+
+namespace ls {
+
+GenerateResult generate(LlamaModel& model, const Tokenizer& tokenizer, std::span<const std::int32_t> prompt,
+                        KvCache& cache, const GenerateOptions& options,
+                        const std::function<void(std::string_view)>& on_text) {
+  LS_CHECK(!prompt.empty(), "the prompt is empty");
+  LS_CHECK(std::int64_t(prompt.size()) + options.max_tokens <= cache.capacity(),
+           "prompt of {} tokens + {} to generate exceed the context of {}", prompt.size(), options.max_tokens,
+           cache.capacity());
+  GenerateResult result;
+  result.prompt_tokens = static_cast<std::int64_t>(prompt.size());
+  Sampler sampler(options.sampler);
+  Tokenizer::StreamDecoder stream(tokenizer);
+  std::vector<float> logits(model.config().vocab);  // [vocab]
+  auto emit = [&](const std::string& piece) {
+    if (piece.empty()) return;
+    result.text += piece;
+    if (on_text) on_text(piece);
+  };
+
+  Timer prefill_timer;
+  PrefillStats stats = model.prefill(prompt, cache, logits.data(), options.hooks);
+  result.prefill_ms = prefill_timer.ms();
+  result.attention_ms = stats.attention_ms;
+
+  Timer decode_timer;
+  std::int32_t token = sampler.sample(logits);
+  while (std::int64_t(result.tokens.size()) < options.max_tokens) {
+    if (tokenizer.is_end_of_generation(token)) {
+      result.stopped_at_end = true;
+      break;
+    }
+    result.tokens.push_back(token);
+    emit(stream.push(token));
+    if (std::int64_t(result.tokens.size()) == options.max_tokens) break;
+    model.decode(token, cache, logits.data());
+    ++result.decode_tokens;
+    token = sampler.sample(logits);
+  }
+  result.decode_ms = result.decode_tokens > 0 ? decode_timer.ms() : 0.0;
+  emit(stream.flush());
+  return result;
+}
+
+Truncation parse_truncation(std::string_view name) {
+  if (name == "middle") return Truncation::Middle;
+  if (name == "left") return Truncation::Left;
+  fail("unknown truncation '{}'; valid: middle, left", name);
+}
+
+std::vector<std::int32_t> fit_prompt(std::span<const std::int32_t> prompt, std::int64_t budget,
+                                     Truncation truncation) {
+  const std::int64_t n = static_cast<std::int64_t>(prompt.size());
+  LS_CHECK(budget > 0, "no room for the prompt: the context is used up by the tokens to generate");
+  if (n <= budget) return {prompt.begin(), prompt.end()};
+  LS_CHECK(truncation != Truncation::None,
+           "the prompt has {} tokens but only {} fit (context minus tokens to generate); shorten it, "
+           "raise -c, lower -n, or pass --truncate middle|left",
+           n, budget);
+  if (truncation == Truncation::Left) return {prompt.end() - budget, prompt.end()};
+  const std::int64_t head = budget / 2, tail = budget - head;
+  std::vector<std::int32_t> out(prompt.begin(), prompt.begin() + head);
+  out.insert(out.end(), prompt.end() - tail, prompt.end());
+  return out;
+}
+
+}  // namespace ls

@@ -1,0 +1,36 @@
+// The attention step of prefill, per layer, behind a small interface: the forward pass hands
+// over one layer's post-RoPE Q/K/V and gets the output back. Dense attention is the default;
+// a sparse policy (a method building a Plan per layer, run by the plan executor, with some
+// layers kept dense) implements the same interface without touching the forward pass.
+#pragma once
+
+#include <functional>
+
+#include "attn/attention.h"
+
+namespace ls {
+
+class LayerAttention {
+ public:
+  virtual ~LayerAttention() = default;
+  // out [heads][n_q][dim] = causal attention of `in` for model layer `layer`.
+  virtual void prefill(int layer, const AttnInput& in, float* out) = 0;
+};
+
+// Dense causal attention: the single place that picks the dense kernel.
+void dense_attention(const AttnInput& in, float* out);
+
+class DenseLayerAttention final : public LayerAttention {
+ public:
+  void prefill(int layer, const AttnInput& in, float* out) override { dense_attention(in, out); }
+};
+
+// Receives each layer's post-RoPE Q, K, V during prefill (for capture and analysis tools).
+using CaptureFn = std::function<void(int layer, const AttnInput& in)>;
+
+struct PrefillHooks {
+  LayerAttention* attention = nullptr;  // nullptr: dense
+  CaptureFn capture;                    // empty: none
+};
+
+}  // namespace ls

@@ -1,0 +1,336 @@
+// Quantized matmul kernels (see matmul.h for the two routes).
+//
+// Repacked tile of 16 output rows × 32 columns (one quant block of each row):
+//   Q4_1x16 (320 bytes): 4 × 64 bytes of nibbles, then 16 fp16 scales d, then 16 fp16 mins m.
+//     In the i-th 64 bytes, 32-bit lane r holds bytes qs[4i .. 4i+3] of row r's block: the low
+//     nibbles are elements 4i .. 4i+3 and the high nibbles elements 16+4i .. 16+4i+3 (the
+//     GGUF nibble order), so "& 15" and ">> 4" give the 8 column groups of 4 without shuffles.
+//   Q8_0x16 (544 bytes): 8 × 64 bytes, 32-bit lane r of the k-th holding row r's quants
+//     4k .. 4k+3 plus 128 (vpdpbusd multiplies unsigned by signed bytes), then 16 fp16 d.
+// A block dot product with activations quantized as x ≈ dx·qx (per 32, Σqx = sx):
+//   Q4_1: Σ (dw·qw + m)·dx·qx = dw·dx·Σ qw·qx + m·dx·sx
+//   Q8_0: Σ dw·qw·dx·qx       = dw·dx·(Σ (qw+128)·qx − 128·sx)
+#include "model/matmul.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/parallel.h"
+
+// GCC 12 warns inside its own AVX-512 reduction intrinsics (a known false positive).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace ls {
+
+namespace {
+
+constexpr std::int64_t kBlock = 32;       // columns per quant block
+constexpr std::int64_t kGroupRows = 16;   // output rows per repacked tile (one per lane)
+constexpr std::int64_t kQ4_1Tile = 320;
+constexpr std::int64_t kQ8_0Tile = 544;
+constexpr std::int64_t kQ4_1BlockBytes = 20;  // d, m, qs[16]
+constexpr std::int64_t kQ8_0BlockBytes = 34;  // d, qs[32]
+
+float half_to_float(std::uint16_t h) { return _cvtsh_ss(h); }
+
+std::uint16_t load_u16(const std::uint8_t* p) {
+  std::uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+std::int32_t load_i32(const void* p) {
+  std::int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+std::int64_t row_bytes(GgmlType type, std::int64_t cols) {
+  switch (type) {
+    case GgmlType::F32: return cols * 4;
+    case GgmlType::F16: return cols * 2;
+    case GgmlType::Q4_1: return cols / kBlock * kQ4_1BlockBytes;
+    case GgmlType::Q8_0: return cols / kBlock * kQ8_0BlockBytes;
+    default: fail("weights of ggml type {} are not supported by the matmul", static_cast<int>(type));
+  }
+}
+
+// One row of a file-layout weight to fp32.
+void dequantize_file_row(GgmlType type, const std::uint8_t* src, std::int64_t cols, float* dst) {
+  switch (type) {
+    case GgmlType::F32:
+      std::memcpy(dst, src, cols * sizeof(float));
+      return;
+    case GgmlType::F16:
+      for (std::int64_t i = 0; i < cols; ++i) dst[i] = half_to_float(load_u16(src + 2 * i));
+      return;
+    case GgmlType::Q4_1:
+      for (std::int64_t b = 0; b < cols / kBlock; ++b, src += kQ4_1BlockBytes, dst += kBlock) {
+        __m512 d = _mm512_set1_ps(half_to_float(load_u16(src)));
+        __m512 m = _mm512_set1_ps(half_to_float(load_u16(src + 2)));
+        __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 4));
+        __m128i lo = _mm_and_si128(qs, _mm_set1_epi8(15));
+        __m128i hi = _mm_and_si128(_mm_srli_epi16(qs, 4), _mm_set1_epi8(15));
+        _mm512_storeu_ps(dst, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(lo)), d, m));
+        _mm512_storeu_ps(dst + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(hi)), d, m));
+      }
+      return;
+    case GgmlType::Q8_0:
+      for (std::int64_t b = 0; b < cols / kBlock; ++b, src += kQ8_0BlockBytes, dst += kBlock) {
+        __m512 d = _mm512_set1_ps(half_to_float(load_u16(src)));
+        for (int h = 0; h < 2; ++h) {
+          __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 + 16 * h));
+          _mm512_storeu_ps(dst + 16 * h, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), d));
+        }
+      }
+      return;
+    default:
+      fail("weights of ggml type {} are not supported by the matmul", static_cast<int>(type));
+  }
+}
+
+// Repacks rows [0, rows) of `part` into tiles, starting at output row `row0`.
+void pack_q4_1(const WeightPart& part, std::int64_t row0, std::int64_t blocks, std::uint8_t* packed) {
+  const auto* src = static_cast<const std::uint8_t*>(part.data);
+  for (std::int64_t r = 0; r < part.rows; ++r) {
+    std::int64_t out_row = row0 + r, group = out_row / kGroupRows, lane = out_row % kGroupRows;
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::uint8_t* block = src + (r * blocks + b) * kQ4_1BlockBytes;
+      std::uint8_t* tile = packed + (group * blocks + b) * kQ4_1Tile;
+      for (int i = 0; i < 4; ++i) std::memcpy(tile + 64 * i + 4 * lane, block + 4 + 4 * i, 4);
+      std::memcpy(tile + 256 + 2 * lane, block, 2);
+      std::memcpy(tile + 288 + 2 * lane, block + 2, 2);
+    }
+  }
+}
+
+void pack_q8_0(const WeightPart& part, std::int64_t row0, std::int64_t blocks, std::uint8_t* packed) {
+  const auto* src = static_cast<const std::uint8_t*>(part.data);
+  for (std::int64_t r = 0; r < part.rows; ++r) {
+    std::int64_t out_row = row0 + r, group = out_row / kGroupRows, lane = out_row % kGroupRows;
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::uint8_t* block = src + (r * blocks + b) * kQ8_0BlockBytes;
+      std::uint8_t* tile = packed + (group * blocks + b) * kQ8_0Tile;
+      for (int k = 0; k < 8; ++k)
+        for (int j = 0; j < 4; ++j) tile[64 * k + 4 * lane + j] = block[2 + 4 * k + j] ^ 0x80;
+      std::memcpy(tile + 512 + 2 * lane, block, 2);
+    }
+  }
+}
+
+// Quantizes one activation row: per block of 32, scale = max|x| / 127.
+void quantize_row_q8(const float* x, std::int64_t blocks, std::int8_t* q, float* scales, std::int32_t* sums) {
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    __m512 x0 = _mm512_loadu_ps(x + b * kBlock), x1 = _mm512_loadu_ps(x + b * kBlock + 16);
+    float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+    float d = amax / 127.0f;
+    __m512 inv = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+    __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, inv));
+    __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, inv));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kBlock), _mm512_cvtsepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kBlock + 16), _mm512_cvtsepi32_epi8(q1));
+    scales[b] = d;
+    sums[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+  }
+}
+
+// One tile row group × up to kTokens activation rows. acc[t] lane r accumulates output row r.
+template <int kTokens>
+void int8_group_q4_1(const std::uint8_t* tiles, std::int64_t blocks, const std::int8_t* const* xq,
+                     const float* const* xd, const std::int32_t* const* xs, __m512* acc) {
+  const __m512i low = _mm512_set1_epi8(15);
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const std::uint8_t* tile = tiles + b * kQ4_1Tile;
+    __m512i w[8];
+    for (int i = 0; i < 4; ++i) {
+      __m512i p = _mm512_loadu_si512(tile + 64 * i);
+      w[i] = _mm512_and_si512(p, low);
+      w[i + 4] = _mm512_and_si512(_mm512_srli_epi16(p, 4), low);
+    }
+    __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 256)));
+    __m512 mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 288)));
+    for (int t = 0; t < kTokens; ++t) {
+      const std::int8_t* q = xq[t] + b * kBlock;
+      __m512i even = _mm512_setzero_si512(), odd = _mm512_setzero_si512();
+      for (int k = 0; k < 8; k += 2) {
+        even = _mm512_dpbusd_epi32(even, w[k], _mm512_set1_epi32(load_i32(q + 4 * k)));
+        odd = _mm512_dpbusd_epi32(odd, w[k + 1], _mm512_set1_epi32(load_i32(q + 4 * k + 4)));
+      }
+      __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(even, odd));
+      float dx = xd[t][b];
+      acc[t] = _mm512_fmadd_ps(dot, _mm512_mul_ps(dw, _mm512_set1_ps(dx)), acc[t]);
+      acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(dx * float(xs[t][b])), acc[t]);
+    }
+  }
+}
+
+template <int kTokens>
+void int8_group_q8_0(const std::uint8_t* tiles, std::int64_t blocks, const std::int8_t* const* xq,
+                     const float* const* xd, const std::int32_t* const* xs, __m512* acc) {
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const std::uint8_t* tile = tiles + b * kQ8_0Tile;
+    __m512i w[8];
+    for (int k = 0; k < 8; ++k) w[k] = _mm512_loadu_si512(tile + 64 * k);
+    __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 512)));
+    for (int t = 0; t < kTokens; ++t) {
+      const std::int8_t* q = xq[t] + b * kBlock;
+      __m512i even = _mm512_set1_epi32(-128 * xs[t][b]), odd = _mm512_setzero_si512();
+      for (int k = 0; k < 8; k += 2) {
+        even = _mm512_dpbusd_epi32(even, w[k], _mm512_set1_epi32(load_i32(q + 4 * k)));
+        odd = _mm512_dpbusd_epi32(odd, w[k + 1], _mm512_set1_epi32(load_i32(q + 4 * k + 4)));
+      }
+      __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(even, odd));
+      acc[t] = _mm512_fmadd_ps(dot, _mm512_mul_ps(dw, _mm512_set1_ps(xd[t][b])), acc[t]);
+    }
+  }
+}
+
+}  // namespace
+
+void dequantize_part_row(const WeightPart& part, std::int64_t row, float* out) {
+  LS_CHECK(row >= 0 && row < part.rows, "row {} out of range (0..{})", row, part.rows - 1);
+  const auto* src = static_cast<const std::uint8_t*>(part.data) + row * row_bytes(part.type, part.cols);
+  dequantize_file_row(part.type, src, part.cols, out);
+}
+
+WeightMatrix WeightMatrix::from_parts(std::span<const WeightPart> parts) {
+  LS_CHECK(!parts.empty(), "a weight matrix needs at least one part");
+  WeightMatrix w;
+  w.cols_ = parts[0].cols;
+  w.type_ = parts[0].type;
+  for (const WeightPart& part : parts) {
+    LS_CHECK(part.cols == w.cols_, "stacked weights differ in row length ({} vs {})", part.cols, w.cols_);
+    LS_CHECK(part.rows > 0 && part.data, "empty weight part");
+    row_bytes(part.type, part.cols);  // checks the type is known
+    LS_CHECK(part.type == GgmlType::F32 || part.type == GgmlType::F16 || part.cols % kBlock == 0,
+             "quantized rows must be a multiple of {} elements, got {}", kBlock, part.cols);
+    if (part.type != w.type_) w.type_ = GgmlType::F32;  // mixed types: dense fp32
+    w.rows_ += part.rows;
+  }
+  w.parts_.assign(parts.begin(), parts.end());
+
+  std::int64_t blocks = w.cols_ / kBlock;
+  bool blocked = w.cols_ % kBlock == 0;
+  if (blocked && (w.type_ == GgmlType::Q4_1 || w.type_ == GgmlType::Q8_0)) {
+    w.packing_ = w.type_ == GgmlType::Q4_1 ? Packing::Q4_1x16 : Packing::Q8_0x16;
+    std::int64_t tile = w.type_ == GgmlType::Q4_1 ? kQ4_1Tile : kQ8_0Tile;
+    std::int64_t groups = (w.rows_ + kGroupRows - 1) / kGroupRows;
+    w.packed_.reset(groups * blocks * tile, /*zero=*/true);  // padding rows: zero scales
+    std::int64_t row0 = 0;
+    for (const WeightPart& part : parts) {
+      if (w.type_ == GgmlType::Q4_1) pack_q4_1(part, row0, blocks, w.packed_.data());
+      else pack_q8_0(part, row0, blocks, w.packed_.data());
+      row0 += part.rows;
+    }
+  } else {
+    w.packing_ = Packing::Dense;
+    w.dense_.reset(w.rows_ * w.cols_);
+    w.dequantize_rows(0, w.rows_, w.dense_.data());
+  }
+  return w;
+}
+
+std::size_t WeightMatrix::bytes() const { return packed_.size() + dense_.size() * sizeof(float); }
+
+void WeightMatrix::dequantize_rows(std::int64_t first, std::int64_t count, float* out) const {
+  LS_CHECK(first >= 0 && count >= 0 && first + count <= rows_, "row range out of bounds");
+  if (!dense_.empty()) {
+    std::memcpy(out, dense_.data() + first * cols_, count * cols_ * sizeof(float));
+    return;
+  }
+  parallel_for(count, [&](std::int64_t i) {
+    std::int64_t row = first + i;
+    for (const WeightPart& part : parts_) {
+      if (row < part.rows) {
+        const auto* src = static_cast<const std::uint8_t*>(part.data) + row * row_bytes(part.type, cols_);
+        dequantize_file_row(part.type, src, cols_, out + i * cols_);
+        return;
+      }
+      row -= part.rows;
+    }
+  }, 16);
+}
+
+void Matmul::run(const WeightMatrix& w, const float* x, std::int64_t m, float* y, MatmulRoute route) {
+  if (m <= 0) return;
+  if (route == MatmulRoute::Auto) route = m >= kSgemmMinRows ? MatmulRoute::Sgemm : MatmulRoute::Int8;
+  if (route == MatmulRoute::Int8 && w.has_int8_kernel()) run_int8(w, x, m, y);
+  else run_sgemm(w, x, m, y);
+}
+
+void Matmul::run_sgemm(const WeightMatrix& w, const float* x, std::int64_t m, float* y) {
+  const float* dense = w.dense_.data();
+  if (!dense) {
+    w_dense_.ensure(w.rows_ * w.cols_);
+    w.dequantize_rows(0, w.rows_, w_dense_.data());
+    dense = w_dense_.data();
+  }
+  if (m == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, w.rows_, w.cols_, 1.0f, dense, w.cols_, x, 1, 0.0f, y, 1);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, w.rows_, w.cols_, 1.0f, x, w.cols_, dense,
+                w.cols_, 0.0f, y, w.rows_);
+  }
+}
+
+void Matmul::run_int8(const WeightMatrix& w, const float* x, std::int64_t m, float* y) {
+  const std::int64_t blocks = w.cols_ / kBlock, cols = w.cols_;
+  x_quants_.ensure(m * cols);
+  x_scales_.ensure(m * blocks);
+  x_sums_.ensure(m * blocks);
+  std::int8_t* xq = x_quants_.data();
+  float* xd = x_scales_.data();
+  std::int32_t* xs = x_sums_.data();
+  if (m == 1) {
+    quantize_row_q8(x, blocks, xq, xd, xs);
+  } else {
+    parallel_for(m, [&](std::int64_t t) {
+      quantize_row_q8(x + t * cols, blocks, xq + t * cols, xd + t * blocks, xs + t * blocks);
+    }, 8);
+  }
+
+  const bool q4 = w.packing_ == WeightMatrix::Packing::Q4_1x16;
+  const std::int64_t tile_bytes = q4 ? kQ4_1Tile : kQ8_0Tile;
+  const std::int64_t groups = (w.rows_ + kGroupRows - 1) / kGroupRows;
+  const std::int64_t rows = w.rows_;
+  const std::uint8_t* packed = w.packed_.data();
+  constexpr int kTile = 4;  // activation rows sharing one unpacked weight tile
+  parallel_for(groups, [&](std::int64_t g) {
+    const std::uint8_t* tiles = packed + g * blocks * tile_bytes;
+    std::int64_t valid = std::min(kGroupRows, rows - g * kGroupRows);
+    __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
+    for (std::int64_t t0 = 0; t0 < m; t0 += kTile) {
+      int n = static_cast<int>(std::min<std::int64_t>(kTile, m - t0));
+      const std::int8_t* q[kTile];
+      const float* d[kTile];
+      const std::int32_t* s[kTile];
+      __m512 acc[kTile];
+      for (int t = 0; t < n; ++t) {
+        q[t] = xq + (t0 + t) * cols;
+        d[t] = xd + (t0 + t) * blocks;
+        s[t] = xs + (t0 + t) * blocks;
+        acc[t] = _mm512_setzero_ps();
+      }
+      switch (n * 2 + (q4 ? 1 : 0)) {
+        case 3: int8_group_q4_1<1>(tiles, blocks, q, d, s, acc); break;
+        case 5: int8_group_q4_1<2>(tiles, blocks, q, d, s, acc); break;
+        case 7: int8_group_q4_1<3>(tiles, blocks, q, d, s, acc); break;
+        case 9: int8_group_q4_1<4>(tiles, blocks, q, d, s, acc); break;
+        case 2: int8_group_q8_0<1>(tiles, blocks, q, d, s, acc); break;
+        case 4: int8_group_q8_0<2>(tiles, blocks, q, d, s, acc); break;
+        case 6: int8_group_q8_0<3>(tiles, blocks, q, d, s, acc); break;
+        case 8: int8_group_q8_0<4>(tiles, blocks, q, d, s, acc); break;
+      }
+      for (int t = 0; t < n; ++t) _mm512_mask_storeu_ps(y + (t0 + t) * rows + g * kGroupRows, mask, acc[t]);
+    }
+  }, groups >= 256 ? 16 : 1);
+}
+
+void set_blas_threads(int threads) { openblas_set_num_threads(threads); }
+
+}  // namespace ls

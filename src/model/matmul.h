@@ -1,0 +1,91 @@
+// Matrix multiplication with quantized weights: y = W·x for a batch of activation rows.
+//
+// Two routes (numbers and the reasons for the choice: docs/model.md):
+//  - int8: activations are quantized per 32 to int8 (one fp32 scale and the sum of the quants
+//    per block), weights stay 4/8-bit and AVX-512 VNNI (vpdpbusd) does the dot products.
+//    Weights are repacked at load time into groups of 16 output rows so that one 512-bit lane
+//    accumulates one output row: the activation bytes are broadcast, no horizontal sums.
+//    Used for decode (few rows): it reads the fewest weight bytes.
+//  - sgemm: the weight is dequantized to fp32 (per call, into scratch) and OpenBLAS sgemm does
+//    the product. Used for prefill (many rows), where the dequantization is amortised.
+// Other weight types are dequantized to fp32 once at load time and always take the sgemm route.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/buffer.h"
+#include "model/ggml_type.h"
+
+namespace ls {
+
+// Rows of a weight in its file layout: `rows` rows of `cols` elements of `type`.
+struct WeightPart {
+  GgmlType type = GgmlType::F32;
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;
+  const void* data = nullptr;  // not owned; must outlive the WeightMatrix (e.g. the mmap)
+};
+
+// out [part.cols] = row `row` of `part` as fp32.
+void dequantize_part_row(const WeightPart& part, std::int64_t row, float* out);
+
+// A weight matrix [rows][cols] (rows = output features), possibly the rows of several
+// tensors stacked (Q, K and V become one matrix, so one pass computes all three).
+class WeightMatrix {
+ public:
+  WeightMatrix() = default;
+  static WeightMatrix from_parts(std::span<const WeightPart> parts);
+  static WeightMatrix from_part(const WeightPart& part) { return from_parts({&part, 1}); }
+
+  std::int64_t rows() const { return rows_; }
+  std::int64_t cols() const { return cols_; }
+  GgmlType type() const { return type_; }
+  bool has_int8_kernel() const { return packing_ != Packing::Dense; }
+  std::size_t bytes() const;  // memory held by this matrix (repacked or dense copy)
+
+  // out [count][cols] = rows first .. first+count-1 as fp32.
+  void dequantize_rows(std::int64_t first, std::int64_t count, float* out) const;
+
+ private:
+  enum class Packing { Q4_1x16, Q8_0x16, Dense };
+  friend class Matmul;
+
+  GgmlType type_ = GgmlType::F32;
+  Packing packing_ = Packing::Dense;
+  std::int64_t rows_ = 0;
+  std::int64_t cols_ = 0;
+  std::vector<WeightPart> parts_;
+  // Q4_1x16 / Q8_0x16: [row groups of 16][blocks of 32 columns] tiles, see matmul.cc.
+  Buffer<std::uint8_t> packed_;
+  Buffer<float> dense_;  // Dense: [rows][cols]
+};
+
+enum class MatmulRoute { Auto, Int8, Sgemm };
+
+// Runs products, owning the scratch they need (quantized activations, dequantized weights), so
+// the hot loop never allocates. Not thread-safe: one per forward pass.
+class Matmul {
+ public:
+  // Batches of at least this many rows take the sgemm route under MatmulRoute::Auto.
+  static constexpr std::int64_t kSgemmMinRows = 8;
+
+  // y [m][w.rows()] = x [m][w.cols()] · Wᵀ.
+  void run(const WeightMatrix& w, const float* x, std::int64_t m, float* y,
+           MatmulRoute route = MatmulRoute::Auto);
+
+ private:
+  void run_int8(const WeightMatrix& w, const float* x, std::int64_t m, float* y);
+  void run_sgemm(const WeightMatrix& w, const float* x, std::int64_t m, float* y);
+
+  Buffer<std::int8_t> x_quants_;   // [m][blocks * 32]
+  Buffer<float> x_scales_;         // [m][blocks]
+  Buffer<std::int32_t> x_sums_;    // [m][blocks]: sum of the int8 quants of each block
+  Buffer<float> w_dense_;          // [rows][cols] dequantized weight for sgemm
+};
+
+// Sets the threads OpenBLAS uses (it keeps its own pool, separate from OpenMP's).
+void set_blas_threads(int threads);
+
+}  // namespace ls

@@ -1,0 +1,75 @@
+// Forward-pass operations (see ops.h).
+#include "model/ops.h"
+
+// Static dispatch only: compiled for the build machine (-march=native).
+#define HWY_COMPILE_ONLY_STATIC 1
+#include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace ls {
+
+namespace hn = hwy::HWY_NAMESPACE;
+
+void rms_norm(const float* x, const float* weight, std::int64_t n, float eps, float* out) {
+  double sum = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) sum += double(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(sum / double(n) + double(eps)));
+  for (std::int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+void silu_mul(const float* gate, const float* up, std::int64_t n, float* out) {
+  const hn::ScalableTag<float> d;
+  const std::int64_t lanes = hn::Lanes(d);
+  const auto one = hn::Set(d, 1.0f);
+  std::int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    auto g = hn::LoadU(d, gate + i);
+    auto silu = hn::Div(g, hn::Add(one, hn::Exp(d, hn::Neg(g))));
+    hn::StoreU(hn::Mul(silu, hn::LoadU(d, up + i)), d, out + i);
+  }
+  for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void add_inplace(float* x, const float* y, std::int64_t n) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void Rope::reserve(std::int64_t positions) {
+  if (positions <= positions_) return;
+  const int pairs = rope_dims_ / 2;
+  Buffer<float> table(positions * pairs * 2);
+  if (positions_ > 0) std::memcpy(table.data(), cos_sin_.data(), positions_ * pairs * 2 * sizeof(float));
+  for (std::int64_t p = positions_; p < positions; ++p) {
+    for (int i = 0; i < pairs; ++i) {
+      double angle = double(p) * std::pow(theta_, -2.0 * i / rope_dims_);
+      table[(p * pairs + i) * 2] = static_cast<float>(std::cos(angle));
+      table[(p * pairs + i) * 2 + 1] = static_cast<float>(std::sin(angle));
+    }
+  }
+  cos_sin_ = std::move(table);
+  positions_ = positions;
+}
+
+void Rope::apply(float* x, int heads, int head_dim, std::int64_t position) const {
+  LS_CHECK(position >= 0 && position < positions_, "RoPE position {} beyond its table of {}", position,
+           positions_);
+  const int pairs = rope_dims_ / 2;
+  const float* cs = cos_sin_.data() + position * pairs * 2;
+  for (int h = 0; h < heads; ++h) {
+    float* v = x + std::int64_t(h) * head_dim;
+    for (int i = 0; i < pairs; ++i) {
+      const float c = cs[2 * i], s = cs[2 * i + 1];
+      const float a = v[2 * i], b = v[2 * i + 1];
+      v[2 * i] = a * c - b * s;
+      v[2 * i + 1] = a * s + b * c;
+    }
+  }
+}
+
+}  // namespace ls

@@ -1,0 +1,40 @@
+// Element-wise and row operations of the transformer forward pass (fp32, vectorised).
+#pragma once
+
+#include <cstdint>
+
+#include "core/buffer.h"
+
+namespace ls {
+
+// out[i] = x[i] / sqrt(mean(x²) + eps) · weight[i] for one row of n (out may alias x).
+void rms_norm(const float* x, const float* weight, std::int64_t n, float eps, float* out);
+
+// out[i] = silu(gate[i]) · up[i] = gate[i] / (1 + exp(-gate[i])) · up[i].
+void silu_mul(const float* gate, const float* up, std::int64_t n, float* out);
+
+// x[i] += y[i].
+void add_inplace(float* x, const float* y, std::int64_t n);
+
+// Rotary position embedding, llama "NORM" style: adjacent pairs (x[2i], x[2i+1]) of the first
+// `rope_dims` elements of a head turn by angle position · theta^(-2i / rope_dims). (GGUF llama
+// files permute the Q/K rows so that this equals HF's rotate-half on the original weights:
+// docs/MODELS.md §3.) The cos/sin table is computed once, in double, up to a capacity.
+class Rope {
+ public:
+  Rope() = default;
+  Rope(int rope_dims, double theta) : rope_dims_(rope_dims), theta_(theta) {}
+
+  // Makes positions [0, positions) available.
+  void reserve(std::int64_t positions);
+  // Rotates `heads` consecutive head vectors of `head_dim` floats at `position`.
+  void apply(float* x, int heads, int head_dim, std::int64_t position) const;
+
+ private:
+  int rope_dims_ = 0;
+  double theta_ = 10000.0;
+  std::int64_t positions_ = 0;
+  Buffer<float> cos_sin_;  // [positions][rope_dims / 2][2]
+};
+
+}  // namespace ls

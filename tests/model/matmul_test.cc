@@ -1,0 +1,149 @@
+// Quantized matmul kernels against a naive dequantize-then-double reference, on random weights
+// built block by block from the GGUF layouts (docs/MODELS.md §2), with shapes that are not
+// multiples of the 16-row tile or the 4-token activation tile.
+#include "model/matmul.h"
+
+#include "core/error.h"
+
+#include <gtest/gtest.h>
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace ls {
+namespace {
+
+std::uint16_t to_half(float f) { return _cvtss_sh(f, 0); }
+float from_half(std::uint16_t h) { return _cvtsh_ss(h); }
+
+// Random file-layout weight [rows][cols] plus its exact values (as the format defines them).
+struct TestWeight {
+  GgmlType type;
+  std::int64_t rows, cols;
+  std::vector<std::uint8_t> bytes;
+  std::vector<double> values;  // [rows][cols]
+};
+
+TestWeight make_weight(GgmlType type, std::int64_t rows, std::int64_t cols, std::mt19937& rng) {
+  TestWeight w{type, rows, cols, {}, std::vector<double>(rows * cols)};
+  std::uniform_real_distribution<float> scale(0.001f, 0.05f), shift(-0.4f, 0.1f);
+  std::uniform_int_distribution<int> nibble(0, 15), byte(-128, 127);
+  std::int64_t blocks = cols / 32;
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      double* out = &w.values[r * cols + b * 32];
+      std::uint16_t d = to_half(scale(rng));
+      if (type == GgmlType::Q4_1) {
+        std::uint16_t m = to_half(shift(rng));
+        std::uint8_t block[20];
+        std::memcpy(block, &d, 2);
+        std::memcpy(block + 2, &m, 2);
+        for (int j = 0; j < 16; ++j) {
+          int lo = nibble(rng), hi = nibble(rng);
+          block[4 + j] = static_cast<std::uint8_t>(lo | hi << 4);
+          out[j] = double(from_half(d)) * lo + from_half(m);
+          out[j + 16] = double(from_half(d)) * hi + from_half(m);
+        }
+        w.bytes.insert(w.bytes.end(), block, block + 20);
+      } else {
+        std::uint8_t block[34];
+        std::memcpy(block, &d, 2);
+        for (int j = 0; j < 32; ++j) {
+          int q = byte(rng);
+          block[2 + j] = static_cast<std::uint8_t>(static_cast<std::int8_t>(q));
+          out[j] = double(from_half(d)) * q;
+        }
+        w.bytes.insert(w.bytes.end(), block, block + 34);
+      }
+    }
+  }
+  return w;
+}
+
+void check_matmul(GgmlType type, std::int64_t rows, std::int64_t cols, std::int64_t m, MatmulRoute route,
+                  unsigned seed) {
+  std::mt19937 rng(seed);
+  TestWeight tw = make_weight(type, rows, cols, rng);
+  WeightMatrix w = WeightMatrix::from_part({type, rows, cols, tw.bytes.data()});
+  ASSERT_EQ(w.rows(), rows);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(m * cols), y(m * rows, -999.0f);
+  for (float& v : x) v = normal(rng);
+  x[0] = 0.0f;
+  Matmul matmul;
+  matmul.run(w, x.data(), m, y.data(), route);
+  for (std::int64_t t = 0; t < m; ++t) {
+    for (std::int64_t r = 0; r < rows; ++r) {
+      double exact = 0.0, bound = 0.0;
+      for (std::int64_t b = 0; b < cols / 32; ++b) {
+        double amax = 0.0, abs_w = 0.0;
+        for (int j = 0; j < 32; ++j) {
+          std::int64_t c = b * 32 + j;
+          exact += tw.values[r * cols + c] * x[t * cols + c];
+          amax = std::max(amax, double(std::fabs(x[t * cols + c])));
+          abs_w += std::fabs(tw.values[r * cols + c]);
+        }
+        // int8 activations: each element is off by at most half a quantization step.
+        double step = route == MatmulRoute::Int8 ? amax / 127.0 : 0.0;
+        bound += abs_w * (0.5 * step + 1e-5 * amax);
+      }
+      ASSERT_NEAR(y[t * rows + r], exact, bound + 1e-5)
+          << "type " << int(type) << " row " << r << " token " << t << " of " << m;
+    }
+  }
+}
+
+TEST(Matmul, Q4_1Int8MatchesReference) {
+  for (std::int64_t m : {1, 3, 4, 6, 9}) check_matmul(GgmlType::Q4_1, 37, 160, m, MatmulRoute::Int8, 1 + m);
+  check_matmul(GgmlType::Q4_1, 64, 576, 2, MatmulRoute::Int8, 11);
+}
+
+TEST(Matmul, Q8_0Int8MatchesReference) {
+  for (std::int64_t m : {1, 2, 5, 8}) check_matmul(GgmlType::Q8_0, 21, 96, m, MatmulRoute::Int8, 20 + m);
+  check_matmul(GgmlType::Q8_0, 48, 576, 1, MatmulRoute::Int8, 31);
+}
+
+TEST(Matmul, SgemmRouteMatchesReference) {
+  for (std::int64_t m : {1, 7, 33}) {
+    check_matmul(GgmlType::Q4_1, 37, 160, m, MatmulRoute::Sgemm, 40 + m);
+    check_matmul(GgmlType::Q8_0, 19, 96, m, MatmulRoute::Sgemm, 50 + m);
+  }
+}
+
+TEST(Matmul, StackedPartsEqualSeparateProducts) {
+  std::mt19937 rng(7);
+  TestWeight a = make_weight(GgmlType::Q4_1, 20, 64, rng), b = make_weight(GgmlType::Q4_1, 13, 64, rng);
+  WeightPart parts[] = {{GgmlType::Q4_1, 20, 64, a.bytes.data()}, {GgmlType::Q4_1, 13, 64, b.bytes.data()}};
+  WeightMatrix stacked = WeightMatrix::from_parts(parts);
+  WeightMatrix only_b = WeightMatrix::from_part(parts[1]);
+  std::vector<float> x(64), y_stacked(33), y_b(13);
+  for (int i = 0; i < 64; ++i) x[i] = std::sin(0.3 * i);
+  Matmul matmul;
+  for (MatmulRoute route : {MatmulRoute::Int8, MatmulRoute::Sgemm}) {
+    matmul.run(stacked, x.data(), 1, y_stacked.data(), route);
+    matmul.run(only_b, x.data(), 1, y_b.data(), route);
+    for (int r = 0; r < 13; ++r) EXPECT_NEAR(y_stacked[20 + r], y_b[r], 1e-5);
+  }
+}
+
+TEST(Matmul, DequantizeRowsMatchesFormat) {
+  std::mt19937 rng(3);
+  for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q8_0}) {
+    TestWeight tw = make_weight(type, 5, 64, rng);
+    WeightMatrix w = WeightMatrix::from_part({type, 5, 64, tw.bytes.data()});
+    std::vector<float> rows(3 * 64);
+    w.dequantize_rows(2, 3, rows.data());
+    for (int i = 0; i < 3 * 64; ++i) EXPECT_NEAR(rows[i], tw.values[2 * 64 + i], 1e-6);
+  }
+}
+
+TEST(Matmul, RejectsRowsThatAreNotWholeBlocks) {
+  std::vector<std::uint8_t> bytes(100);
+  EXPECT_THROW(WeightMatrix::from_part({GgmlType::Q4_1, 1, 48, bytes.data()}), Error);
+}
+
+}  // namespace
+}  // namespace ls
