@@ -19,6 +19,7 @@
 #include "attn/analysis.h"
 #include "attn/flash.h"
 #include "cli/bench_plans.h"
+#include "cli/command.h"
 #include "core/buffer.h"
 #include "core/error.h"
 #include "core/npy.h"
@@ -150,9 +151,8 @@ void run_qkv_bench(const QkvBenchOptions& o) {
   std::vector<double> dense_times = times_of(o.repeat, [&] { flash_attention(in, dense.data()); });
 
   std::vector<nlohmann::ordered_json> results;
+  bool failed = false;
   for (const std::string& text : specs) {
-    BuiltPlan built = build(text, in, capture.layer, o.repeat);
-    const double attn_ms = median(times_of(o.repeat, [&] { plan_attention(in, built.plan, out.data()); }));
     nlohmann::ordered_json r;
     r["qkv"] = o.dir;
     r["layer"] = capture.layer;
@@ -160,18 +160,30 @@ void run_qkv_bench(const QkvBenchOptions& o) {
     r["heads"] = shape.heads;
     r["kv_heads"] = shape.kv_heads;
     r["dim"] = shape.dim;
-    r["plan"] = built.spec;
-    r["density"] = density(built.plan, shape.window);
-    if (o.check) {
-      const PlanQuality quality = measure_plan(in, built.plan, out.data(), rows, 1);
-      r["recall"] = quality.recall;
-      r["min_recall"] = quality.min_recall;
-      r["rel_err"] = quality.rel_err;
-      r["sampled_rows"] = quality.rows;
+    r["plan"] = text;
+    try {
+      BuiltPlan built = build(text, in, capture.layer, o.repeat);
+      const double attn_ms = median(times_of(o.repeat, [&] { plan_attention(in, built.plan, out.data()); }));
+      r["plan"] = built.spec;
+      r["density"] = density(built.plan, shape.window);
+      if (o.check) {
+        const PlanQuality quality = measure_plan(in, built.plan, out.data(), rows, 1);
+        r["recall"] = quality.recall;
+        r["min_recall"] = quality.min_recall;
+        r["rel_err"] = quality.rel_err;
+        r["sampled_rows"] = quality.rows;
+      }
+      r["estimate_ms"] = built.estimate_ms;
+      r["attn_ms"] = attn_ms;
+      r["estimate_fraction"] = attn_ms > 0 ? built.estimate_ms / attn_ms : 0.0;
+    } catch (const Error& e) {
+      // One bad spec among several must not lose the others' measurements; a single one is
+      // an ordinary error.
+      if (specs.size() == 1) throw;
+      r["error"] = e.what();
+      failed = true;
+      std::fprintf(stderr, "longsparse: error: %s\n", e.what());
     }
-    r["estimate_ms"] = built.estimate_ms;
-    r["attn_ms"] = attn_ms;
-    r["estimate_fraction"] = attn_ms > 0 ? built.estimate_ms / attn_ms : 0.0;
     results.push_back(std::move(r));
   }
   if (specs.size() > 1) {
@@ -180,6 +192,7 @@ void run_qkv_bench(const QkvBenchOptions& o) {
   }
   const double dense_ms = median(dense_times);
   for (auto& r : results) {
+    if (r.contains("error")) continue;
     const double estimate = r["estimate_ms"].get<double>(), attn = r["attn_ms"].get<double>();
     r["dense_ms"] = dense_ms;
     r["speedup"] = dense_ms / (estimate + attn);
@@ -188,6 +201,7 @@ void run_qkv_bench(const QkvBenchOptions& o) {
     r["repeat"] = o.repeat;
   }
 
+  if (failed) exit_status() = 1;
   if (o.json) {
     for (const auto& r : results) std::printf("%s\n", r.dump().c_str());
     return;
@@ -199,6 +213,10 @@ void run_qkv_bench(const QkvBenchOptions& o) {
   std::printf("%-44s %8s %8s %9s %11s %9s %9s %8s\n", "plan", "density", "recall", "rel_err", "estimate ms",
               "attn ms", "dense ms", "speedup");
   for (const auto& r : results) {
+    if (r.contains("error")) {
+      std::printf("%-44s failed: %s\n", r["plan"].get<std::string>().c_str(), r["error"].get<std::string>().c_str());
+      continue;
+    }
     const std::string recall = o.check ? fmt::format("{:.4f}", r["recall"].get<double>()) : "-";
     const std::string rel_err = o.check ? fmt::format("{:.2e}", r["rel_err"].get<double>()) : "-";
     std::printf("%-44s %8.4f %8s %9s %11.2f %9.2f %9.2f %7.2fx\n", r["plan"].get<std::string>().c_str(),
