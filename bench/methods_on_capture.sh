@@ -52,12 +52,14 @@ fi
 # are fractions of CTX: a default meant for 128k contexts (vertical-slash v=1000,s=6096,
 # block-sparse topk=100, lambda local=4096) is already (nearly) dense at 4-8k tokens, so for
 # those the other two points are sparser ones; threshold methods get one sparser, one denser.
+# power's window below 4 blocks changes nothing (distances 1, 2 are powers of two anyway), so
+# its sparser points use smaller blocks.
 V16=$((CTX / 16)); V8=$((CTX / 8)); V4=$((CTX / 4))
 declare -A SPECS=(
   [dense]="dense"
   [streaming]="streaming:window=$V16;streaming:window=$V8;streaming"
   [lambda]="lambda:local=$V8;lambda:local=$V4;lambda"
-  [power]="power:window=2;power:window=3;power"
+  [power]="power:block=64;power:block=128;power"
   [vertical-slash]="vertical-slash:v=$((CTX / 64)),s=$((CTX / 32));vertical-slash:v=$((CTX / 32)),s=$((CTX / 16));vertical-slash"
   [block-sparse]="block-sparse:topk=$((CTX / 512));block-sparse:topk=$((CTX / 256));block-sparse"
   [flexprefill]="flexprefill:gamma=0.8;flexprefill;flexprefill:gamma=0.95"
