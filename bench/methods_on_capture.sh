@@ -114,6 +114,24 @@ for r in rows:
     ok = r["recall"] >= 0.95 and r["density"] <= 0.25 and r["speedup"] >= 3 and r["estimate_fraction"] <= 0.15
     goal.setdefault(r["plan"].split(":")[0], []).append((r["layer"], r["plan"], ok))
 print()
+print("Sparsest point with recall >= 0.95, per method and layer (density, speed-up, estimate / attention):")
+best = {}
+for r in rows:
+    if "error" in r or r["recall"] < 0.95 or r["density"] >= 0.999:
+        continue
+    key = (r["plan"].split(":")[0], r["layer"])
+    if key not in best or r["density"] < best[key]["density"]:
+        best[key] = r
+for name in dict.fromkeys(r["plan"].split(":")[0] for r in rows):
+    if name == "dense":
+        continue
+    parts = []
+    for layer in dict.fromkeys(r["layer"] for r in rows):
+        b = best.get((name, layer))
+        parts.append(f"layer {layer}: " + (f"`{b['plan']}` {b['density']:.3f}, {b['speedup']:.2f}x, {100 * b['estimate_fraction']:.0f}%"
+                                           if b else "none below density 1"))
+    print(f"- {name}: " + "; ".join(parts))
+print()
 print("Goal (recall >= 0.95 at density <= 0.25, >= 3x with the estimate, estimate <= 15% of attention), per layer:")
 for name, entries in goal.items():
     met = [f"`{spec}` on layer {l}" for l, spec, ok in entries if ok]
