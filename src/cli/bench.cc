@@ -245,7 +245,11 @@ void setup_bench(CLI::App& app) {
   attention->add_option("--qkv", *qkv, "Run on a captured layer directory (longsparse capture) instead of random "
                         "inputs; --plan may then list several specs separated by ';'");
   attention->add_flag("--check", *check, "With --qkv: measure recall and rel_err on sampled rows");
-  attention->callback([opt, qkv, check] {
+  attention->callback([opt, qkv, check, attention] {
+    if (!qkv->empty())
+      for (const char* name : {"--n", "--heads", "--kv-heads", "--dim", "--window", "--compare-dense", "--roofline"})
+        LS_CHECK(attention->get_option(name)->count() == 0,
+                 "{} does not apply with --qkv: the shape comes from the capture and dense is always timed", name);
     if (qkv->empty()) {
       LS_CHECK(!*check, "--check needs --qkv (use --quality N on synthetic inputs)");
       run_attention_bench(*opt);

@@ -70,7 +70,12 @@ void profile(const ProfileOptions& o) {
       for (std::size_t h = 0; h < heads.size(); ++h) row[h] = {heads[h].spec, heads[h].recall};
       if (!o.quiet) {
         std::string line;
-        for (const HeadPattern& p : heads) line += fmt::format(" {}({:.3f})", p.spec, p.recall);
+        // Short form (name and budget values only); the file holds the full specs.
+        for (const HeadPattern& p : heads) {
+          const std::size_t first = p.spec.find(',');
+          const std::string brief = p.spec.substr(0, first == std::string::npos ? first : p.spec.find(',', first + 1));
+          line += fmt::format(" {} {:.3f};", brief, p.recall);
+        }
         std::fprintf(stderr, "layer %2d (%.0f ms):%s\n", layer, timer.ms(), line.c_str());
       }
     }

@@ -201,6 +201,10 @@ TEST_F(CaptureTest, BadInputsAreClearErrors) {
   EXPECT_NE(r.status, 0);
   EXPECT_THAT(r.output, HasSubstr("no-such-method"));
 
+  r = run("bench attention --qkv " + (fs::path(out) / "layer0").string() + " --n 100");
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("--n does not apply with --qkv"));
+
   r = run("bench attention --n 64 --check");
   EXPECT_NE(r.status, 0);
   EXPECT_THAT(r.output, HasSubstr("--check needs --qkv"));
