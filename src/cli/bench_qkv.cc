@@ -210,16 +210,18 @@ void run_qkv_bench(const QkvBenchOptions& o) {
               "median of %d)\n",
               o.dir.c_str(), capture.layer, (long long)shape.n_k, shape.heads, shape.kv_heads, shape.dim, o.threads,
               o.repeat);
-  std::printf("%-44s %8s %8s %9s %11s %9s %9s %8s\n", "plan", "density", "recall", "rel_err", "estimate ms",
+  int width = 4;
+  for (const auto& r : results) width = std::max(width, int(r["plan"].get<std::string>().size()));
+  std::printf("%-*s %8s %8s %9s %11s %9s %9s %8s\n", width, "plan", "density", "recall", "rel_err", "estimate ms",
               "attn ms", "dense ms", "speedup");
   for (const auto& r : results) {
     if (r.contains("error")) {
-      std::printf("%-44s failed: %s\n", r["plan"].get<std::string>().c_str(), r["error"].get<std::string>().c_str());
+      std::printf("%-*s failed: %s\n", width, r["plan"].get<std::string>().c_str(), r["error"].get<std::string>().c_str());
       continue;
     }
     const std::string recall = o.check ? fmt::format("{:.4f}", r["recall"].get<double>()) : "-";
     const std::string rel_err = o.check ? fmt::format("{:.2e}", r["rel_err"].get<double>()) : "-";
-    std::printf("%-44s %8.4f %8s %9s %11.2f %9.2f %9.2f %7.2fx\n", r["plan"].get<std::string>().c_str(),
+    std::printf("%-*s %8.4f %8s %9s %11.2f %9.2f %9.2f %7.2fx\n", width, r["plan"].get<std::string>().c_str(),
                 r["density"].get<double>(), recall.c_str(), rel_err.c_str(), r["estimate_ms"].get<double>(),
                 r["attn_ms"].get<double>(), dense_ms, r["speedup"].get<double>());
   }
