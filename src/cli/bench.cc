@@ -15,6 +15,7 @@
 #include "attn/analysis.h"
 #include "attn/flash.h"
 #include "cli/bench_plans.h"
+#include "cli/bench_qkv.h"
 #include "cli/command.h"
 #include "core/buffer.h"
 #include "core/error.h"
@@ -246,7 +247,23 @@ void setup_bench(CLI::App& app) {
   attention->add_option("--sgemm-size", opt->sgemm_size, "M = N = K of the roofline sgemm")->capture_default_str();
   attention->add_option("--quality", opt->quality_rows, "Sampled rows per head for recall / error (0: off)")
       ->capture_default_str();
-  attention->callback([opt] { run_attention_bench(*opt); });
+  auto qkv = std::make_shared<std::string>();
+  auto check = std::make_shared<bool>(false);
+  attention->add_option("--qkv", *qkv, "Run on a captured layer directory (longsparse capture) instead of random "
+                        "inputs; --plan may then list several specs separated by ';'");
+  attention->add_flag("--check", *check, "With --qkv: measure recall and rel_err on sampled rows");
+  attention->callback([opt, qkv, check, attention] {
+    if (!qkv->empty())
+      for (const char* name : {"--n", "--heads", "--kv-heads", "--dim", "--window", "--compare-dense", "--roofline"})
+        LS_CHECK(attention->get_option(name)->count() == 0,
+                 "{} does not apply with --qkv: the shape comes from the capture and dense is always timed", name);
+    if (qkv->empty()) {
+      LS_CHECK(!*check, "--check needs --qkv (use --quality N on synthetic inputs)");
+      run_attention_bench(*opt);
+      return;
+    }
+    run_qkv_bench({*qkv, opt->plan, *check, opt->quality_rows, opt->threads, opt->repeat, opt->json});
+  });
 }
 
 }  // namespace
