@@ -22,8 +22,10 @@ build: deps $(BUILD)/build.ninja
 model: deps
 	@scripts/fetch-model smollm2
 
+# The main job: NIAH + passkey prompts at 4k tokens, evaluated with dense attention and two
+# sparse prefill methods on SmolLM2-135M; prints the report table (demo-eval/report/).
 demo: build model
-	$(BUILD)/longsparse bench attention --compare-dense
+	scripts/demo-eval.sh $(BUILD) demo-eval
 
 test: build model
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

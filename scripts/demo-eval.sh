@@ -23,4 +23,6 @@ for method in "${methods[@]}"; do
   "$bin" eval -m "$model" --tasks "$work/tasks.jsonl" --prefill "$method" --out "$work/results.jsonl" >/dev/null
 done
 "$bin" report "$work/results.jsonl" --out "$work/report"
-echo "report: $work/report/report.md" >&2
+echo "report: $work/report/report.md (plots beside it)" >&2
+# The tables up to the per-task means: scores, density and speed-up per task and method.
+sed -n '/^## Scores/,/^## Mean over tasks/{/^## Mean over tasks/q;p}' "$work/report/report.md"
