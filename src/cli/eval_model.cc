@@ -14,6 +14,7 @@
 #include "core/timer.h"
 #include "eval/results.h"
 #include "methods/policy.h"
+#include "model/sparse_prefill.h"
 #include "model/chat.h"
 #include "model/generate.h"
 #include "model/gguf.h"
@@ -91,27 +92,6 @@ class ModelFormatter : public eval::PromptFormatter {
   const LoadedModel& model_;
 };
 
-// Prefill attention through a method policy: per layer, the policy's plan (estimate) then the
-// plan executor; records estimate time and plan density.
-class PolicyAttention : public LayerAttention {
- public:
-  explicit PolicyAttention(Policy policy) : policy_(std::move(policy)) {}
-  void prefill(int layer, const AttnInput& in, float* out) override {
-    Timer estimate;
-    Plan plan = policy_.build_plan(in, layer);
-    estimate_ms += estimate.ms();
-    density_sum += density(plan);
-    ++layers;
-    plan_attention(in, plan, out);
-  }
-  void reset() { estimate_ms = density_sum = 0, layers = 0; }
-  double estimate_ms = 0, density_sum = 0;
-  int layers = 0;
-
- private:
-  Policy policy_;
-};
-
 class ModelGenerator : public eval::Generator {
  public:
   ModelGenerator(LoadedModel& model, const MethodOptions& methods)
@@ -122,7 +102,7 @@ class ModelGenerator : public eval::Generator {
     if (!methods.dense_layers.empty()) policy.set_dense_layers(parse_layer_list(methods.dense_layers));
     if (!methods.policy.empty()) policy.set_profile(load_profile(methods.policy));
     dense_ = (methods.prefill.empty() || methods.prefill == "dense") && methods.policy.empty();
-    if (!dense_) attention_ = std::make_unique<PolicyAttention>(std::move(policy));
+    if (!dense_) attention_ = std::make_unique<SparsePrefill>(std::move(policy));
   }
 
   eval::GenerationResult generate(const std::string& prompt, std::int64_t max_tokens) override {
@@ -136,7 +116,7 @@ class ModelGenerator : public eval::Generator {
     options.max_tokens = max_tokens;
     options.sampler.temperature = 0;  // greedy
     if (attention_) {
-      attention_->reset();
+      attention_->reset_stats();
       options.hooks.attention = attention_.get();
     }
     GenerateResult out = ls::generate(*model_.llama, *model_.tokenizer, ids, cache, options);
@@ -147,9 +127,9 @@ class ModelGenerator : public eval::Generator {
     r.prefill_ms = out.prefill_ms;
     r.attention_ms = out.attention_ms;
     r.decode_ms_per_token = out.decode_ms_per_token();
-    if (attention_ && attention_->layers > 0) {
-      r.estimate_ms = attention_->estimate_ms;
-      r.density = attention_->density_sum / attention_->layers;
+    if (attention_ && attention_->planned_layers() > 0) {
+      r.estimate_ms = attention_->estimate_ms();
+      r.density = attention_->mean_density();
     }
     return r;
   }
@@ -160,7 +140,7 @@ class ModelGenerator : public eval::Generator {
   LoadedModel& model_;
   std::string label_;
   bool dense_ = true;
-  std::unique_ptr<PolicyAttention> attention_;
+  std::unique_ptr<SparsePrefill> attention_;
 };
 
 }  // namespace

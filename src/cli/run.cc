@@ -23,6 +23,7 @@
 #include "model/matmul.h"
 #include "methods/registry.h"
 #include "model/model_path.h"
+#include "methods/policy.h"
 #include "model/sparse_prefill.h"
 #include "model/tokenizer.h"
 
@@ -42,6 +43,7 @@ struct RunOptions {
   std::string truncate;
   std::string prefill;       // sparse prefill method spec; empty: dense
   std::string dense_layers;  // layers kept dense under --prefill
+  std::string policy;        // per-layer / per-head profile file (longsparse profile)
 };
 
 std::string read_file(const std::string& path) {
@@ -80,11 +82,25 @@ void run(const RunOptions& o) {
   const std::vector<std::int32_t> encoded = tokenizer.encode(text, /*parse_special=*/true);
   const std::vector<std::int32_t> prompt = fit_prompt(encoded, context - o.tokens, truncation);
 
-  LS_CHECK(!o.prefill.empty() || o.dense_layers.empty(), "--dense-layers needs --prefill");
+  LS_CHECK(!o.prefill.empty() || !o.policy.empty() || o.dense_layers.empty(),
+           "--dense-layers needs --prefill or --policy");
   std::unique_ptr<SparsePrefill> sparse;
-  if (!o.prefill.empty())
-    sparse = std::make_unique<SparsePrefill>(MethodRegistry::instance().make_prefill(o.prefill),
-                                             parse_layer_list(o.dense_layers, config.layers));
+  if (!o.prefill.empty() || !o.policy.empty()) {
+    Policy policy(o.prefill.empty() ? "dense" : o.prefill);
+    std::vector<int> dense_layers = parse_layer_list(o.dense_layers);
+    for (int layer : dense_layers)
+      LS_CHECK(layer < config.layers, "--dense-layers: layer {} does not exist (the model has layers 0..{})", layer,
+               config.layers - 1);
+    policy.set_dense_layers(std::move(dense_layers));
+    if (!o.policy.empty()) {
+      HeadProfile profile = load_profile(o.policy);
+      LS_CHECK(int(profile.layers.size()) <= config.layers && (profile.layers.empty() || profile.heads() == config.heads),
+               "--policy {}: the profile has {} layers x {} heads; the model has {} x {}", o.policy,
+               profile.layers.size(), profile.heads(), config.layers, config.heads);
+      policy.set_profile(std::move(profile));
+    }
+    sparse = std::make_unique<SparsePrefill>(std::move(policy));
+  }
 
   KvCache cache = model.make_cache(context);
   GenerateOptions options;
@@ -111,7 +127,7 @@ void run(const RunOptions& o) {
         {"decode_ms", result.decode_ms},
         {"decode_tok_s", result.decode_tok_s()},
         {"kv_bytes", cache.bytes_used()},
-        {"prefill_method", sparse ? sparse->method().spec() : "dense"},
+        {"prefill_method", sparse ? sparse->policy().describe() : "dense"},
         {"prefill_estimate_ms", sparse ? sparse->estimate_ms() : 0.0},
         {"prefill_mean_density", sparse ? sparse->mean_density() : 1.0},
         {"threads", num_threads()},
@@ -138,7 +154,7 @@ void run(const RunOptions& o) {
                peak_rss_bytes() / 1e6);
   if (sparse)
     std::fprintf(stderr, "sparse prefill %s: estimate %.1f ms, attention %.1f ms, mean plan density %.3f over %d layers\n",
-                 sparse->method().spec().c_str(), sparse->estimate_ms(), sparse->attention_ms(),
+                 sparse->policy().describe().c_str(), sparse->estimate_ms(), sparse->attention_ms(),
                  sparse->mean_density(), sparse->planned_layers());
 }
 
@@ -159,7 +175,8 @@ void setup_run(CLI::App& app) {
   app.add_flag("--json", o->json, "print one JSON object (text, tokens, timings) instead of streaming");
   app.add_option("--truncate", o->truncate, "shorten a prompt that does not fit: middle | left");
   app.add_option("--prefill", o->prefill, "sparse prefill method spec, e.g. flexprefill (see `longsparse methods`)");
-  app.add_option("--dense-layers", o->dense_layers, "with --prefill: layers kept dense, e.g. 0,1");
+  app.add_option("--dense-layers", o->dense_layers, "with --prefill or --policy: layers kept dense, e.g. 0,1");
+  app.add_option("--policy", o->policy, "per-layer/head method profile (JSON from `longsparse profile`)");
   app.callback([o] { run(*o); });
 }
 

@@ -1,23 +1,21 @@
-// Sparse prefill attention for the forward pass: in each layer a method (from the registry,
-// e.g. "flexprefill:gamma=0.9") builds a Plan from that layer's Q/K/V and the plan executor
-// runs it; listed layers stay dense. Plugs into the forward pass as a LayerAttention.
+// Sparse prefill attention for the forward pass: in each layer a Policy (one method spec
+// everywhere, dense layers, or a per-head profile) builds a Plan from that layer's Q/K/V and
+// the plan executor runs it; layers the policy keeps dense run the dense kernel. Plugs into
+// the forward pass as a LayerAttention and records estimate time, attention time and density.
 #pragma once
 
-#include <memory>
-#include <set>
-#include <string_view>
-
-#include "methods/method.h"
+#include "methods/policy.h"
 #include "model/layer_attention.h"
 
 namespace ls {
 
 class SparsePrefill final : public LayerAttention {
  public:
-  SparsePrefill(std::unique_ptr<PrefillMethod> method, std::set<int> dense_layers);
+  explicit SparsePrefill(Policy policy) : policy_(std::move(policy)) {}
   void prefill(int layer, const AttnInput& in, float* out) override;
 
-  const PrefillMethod& method() const { return *method_; }
+  const Policy& policy() const { return policy_; }
+  void reset_stats() { estimate_ms_ = attention_ms_ = density_sum_ = 0.0, planned_layers_ = 0; }
   double estimate_ms() const { return estimate_ms_; }      // building plans
   double attention_ms() const { return attention_ms_; }    // executing plans and dense layers
   int planned_layers() const { return planned_layers_; }
@@ -25,13 +23,9 @@ class SparsePrefill final : public LayerAttention {
   double mean_density() const { return planned_layers_ ? density_sum_ / planned_layers_ : 1.0; }
 
  private:
-  std::unique_ptr<PrefillMethod> method_;
-  std::set<int> dense_layers_;
+  Policy policy_;
   double estimate_ms_ = 0.0, attention_ms_ = 0.0, density_sum_ = 0.0;
   int planned_layers_ = 0;
 };
-
-// "0,1,5" → {0, 1, 5}; "" → {}. Throws ls::Error naming a bad entry or one outside [0, layers).
-std::set<int> parse_layer_list(std::string_view list, int layers);
 
 }  // namespace ls

@@ -56,6 +56,12 @@ TEST(RunCli, RejectsBadArguments) {
   const Result dense = run_cli("-p hi --dense-layers 0");
   EXPECT_EQ(dense.status, 1);
   EXPECT_THAT(dense.output, testing::HasSubstr("--prefill"));
+  const Result missing_layer = run_cli("-p hi -n 1 --prefill streaming --dense-layers 0,99");
+  EXPECT_EQ(missing_layer.status, 1);
+  EXPECT_THAT(missing_layer.output, testing::HasSubstr("layer 99 does not exist"));
+  const Result missing_policy = run_cli("-p hi -n 1 --policy /nonexistent/profile.json");
+  EXPECT_EQ(missing_policy.status, 1);
+  EXPECT_THAT(missing_policy.output, testing::HasSubstr("/nonexistent/profile.json"));
 }
 
 TEST(RunCli, PromptLongerThanContextNeedsTruncate) {
