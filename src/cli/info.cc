@@ -62,7 +62,9 @@ nlohmann::ordered_json value_json(const GgufValue& v) {
     case T::Array: {
       const auto& items = v.as_array();
       nlohmann::ordered_json shown = nlohmann::ordered_json::array();
-      for (std::size_t i = 0; i < items.size() && i < kShownItems; ++i) shown.push_back(value_json(items[i]));
+      for (std::size_t i = 0; i < items.size() && i < kShownItems; ++i) {
+        shown.push_back(value_json(items[i]));
+      }
       if (items.size() <= kShownItems) return shown;
       return {{"element_type", gguf_type_name(v.element_type)}, {"count", items.size()}, {"first", shown}};
     }

@@ -364,7 +364,8 @@ void GgufFile::parse_all() {
     const GgufTensor& prev = tensors_[order[k - 1]];
     const GgufTensor& cur = tensors_[order[k]];
     if (prev.offset + prev.bytes > cur.offset) {
-      r.fail_at(offset_fields[order[k]], "tensor '{}' (data offset {}) overlaps tensor '{}' ({} bytes at {})",
+      r.fail_at(offset_fields[order[k]],
+                "tensor '{}' (data offset {}) overlaps tensor '{}' ({} bytes at {})",
                 cur.name, cur.offset, prev.name, prev.bytes, prev.offset);
     }
   }

@@ -53,7 +53,9 @@ std::string resolve_model_path(const std::string& name_or_path) {
            "`scripts/fetch-model smollm2` and then named with -m smollm2)",
            name_or_path);
   std::string names;
-  for (const KnownModel& known : kKnownModels) names += (names.empty() ? "" : ", ") + std::string(known.name);
+  for (const KnownModel& known : kKnownModels) {
+    names += (names.empty() ? "" : ", ") + std::string(known.name);
+  }
   fail("model '{}' is neither a file nor a known model name ({}); known models are fetched with "
        "`scripts/fetch-model smollm2`",
        name_or_path, names);

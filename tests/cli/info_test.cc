@@ -60,7 +60,8 @@ TEST(InfoCommand, TextAbbreviatesArraysAndListsTypes) {
   EXPECT_THAT(r.output, HasSubstr("(48900 × string)"));
   EXPECT_THAT(r.output, ::testing::ContainsRegex("Q4_1 +210 "));
   EXPECT_THAT(r.output, ::testing::Not(HasSubstr("blk.0.attn_q.weight")));  // only with --tensors
-  EXPECT_THAT(run("info -m smollm2 --tensors").output, ::testing::ContainsRegex("blk.0.attn_q.weight +Q4_1 +\\[576, 576\\] +207360"));
+  EXPECT_THAT(run("info -m smollm2 --tensors").output,
+              ::testing::ContainsRegex("blk.0.attn_q.weight +Q4_1 +\\[576, 576\\] +207360"));
 }
 
 TEST(InfoCommand, BadInputsGiveClearErrors) {

@@ -316,9 +316,11 @@ TEST(Quant, RejectsUnsupportedTypesAndPartialBlocks) {
   EXPECT_FALSE(can_dequantize(GgmlType::Q2_K));
   EXPECT_TRUE(can_dequantize(GgmlType::Q6_K));
   EXPECT_THAT([&] { dequantize_row(GgmlType::Q2_K, bytes.data(), out.data(), 256); },
-              ::testing::ThrowsMessage<Error>(::testing::HasSubstr("cannot dequantize tensors of type Q2_K")));
+              ::testing::ThrowsMessage<Error>(
+                  ::testing::HasSubstr("cannot dequantize tensors of type Q2_K")));
   EXPECT_THAT([&] { dequantize_row(GgmlType::Q4_K, bytes.data(), out.data(), 32); },
-              ::testing::ThrowsMessage<Error>(::testing::HasSubstr("not a multiple of the Q4_K block size 256")));
+              ::testing::ThrowsMessage<Error>(
+                  ::testing::HasSubstr("not a multiple of the Q4_K block size 256")));
   EXPECT_THROW(dequantize_row(static_cast<GgmlType>(77), bytes.data(), out.data(), 32), Error);
 }
 
