@@ -2,6 +2,8 @@
 // generators, and clear errors for bad plans. No timing is asserted.
 #include <gtest/gtest.h>
 
+#include "cli_runner.h"
+
 #include <array>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -9,21 +11,10 @@
 
 namespace {
 
-struct Result {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
+using Result = ls::testing::CliResult;
 
 Result run(const std::string& args) {
-  Result result;
-  const std::string command = std::string(LONGSPARSE_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buffer{};
-  while (std::fgets(buffer.data(), int(buffer.size()), pipe)) result.output += buffer.data();
-  const int status = pclose(pipe);
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  return ls::testing::run_longsparse(args);
 }
 
 const std::string kSmall = "bench attention --n 300 --heads 4 --kv-heads 2 --dim 64 --threads 1 --repeat 1 ";

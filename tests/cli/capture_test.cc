@@ -4,6 +4,8 @@
 // Values are asserted, never timings.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "cli_runner.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,21 +27,10 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-struct Result {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
+using Result = ls::testing::CliResult;
 
 Result run(const std::string& args, bool with_stderr = true) {
-  const std::string command = std::string(LONGSPARSE_BINARY) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  Result result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buffer;
-  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) result.output.append(buffer.data(), n);
-  const int raw = pclose(pipe);
-  result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return result;
+  return ls::testing::run_longsparse(args, "", with_stderr);
 }
 
 std::vector<nlohmann::json> json_lines(const std::string& text) {

@@ -1,6 +1,8 @@
 // `longsparse info` end to end: runs the binary on the default model and on bad inputs.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "cli_runner.h"
 #include <sys/wait.h>
 
 #include <array>
@@ -12,21 +14,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct Result {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
+using Result = ls::testing::CliResult;
 
 Result run(const std::string& args, const std::string& env = "") {
-  const std::string command = env + " " + LONGSPARSE_BINARY + " " + args + " 2>&1";
-  Result result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buffer;
-  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) result.output.append(buffer.data(), n);
-  const int raw = pclose(pipe);
-  result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return result;
+  return ls::testing::run_longsparse(args, env);
 }
 
 TEST(InfoCommand, JsonDescribesTheDefaultModel) {

@@ -2,6 +2,8 @@
 // the chat wrapper and errors for bad input.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "cli_runner.h"
 #include <sys/wait.h>
 
 #include <array>
@@ -14,21 +16,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct Result {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
+using Result = ls::testing::CliResult;
 
 Result run_tokenize(const std::string& args) {
-  const std::string command = std::string(LONGSPARSE_BINARY) + " tokenize " + args + " 2>&1";
-  Result result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buffer;
-  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) result.output.append(buffer.data(), n);
-  const int raw = pclose(pipe);
-  result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return result;
+  return ls::testing::run_longsparse("tokenize " + args);
 }
 
 std::vector<int> ids_of(const Result& r) { return nlohmann::json::parse(r.output).get<std::vector<int>>(); }

@@ -1,6 +1,8 @@
 // The gen / eval / sweep / report commands end to end (no model: approximate counter, oracle).
 #include <gtest/gtest.h>
 
+#include "cli_runner.h"
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,19 +13,10 @@
 
 namespace {
 
-struct CommandResult {
-  int status;
-  std::string output;  // stdout and stderr
-};
+using CommandResult = ls::testing::CliResult;
 
 CommandResult run(const std::string& args) {
-  const std::string command = std::string(LONGSPARSE_BINARY) + " " + args + " 2>&1";
-  std::FILE* pipe = popen(command.c_str(), "r");
-  std::string out;
-  char buffer[4096];
-  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return ls::testing::run_longsparse(args);
 }
 
 std::string dir() {

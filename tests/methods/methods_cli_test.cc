@@ -1,6 +1,8 @@
 // `longsparse methods`: lists every method with phase, parameters and paper; a bad spec is an
 // error (exit 1) that lists what is valid.
 #include <gtest/gtest.h>
+
+#include "cli_runner.h"
 #include <sys/wait.h>
 
 #include <array>
@@ -13,22 +15,10 @@
 namespace ls {
 namespace {
 
-struct CliRun {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
+using CliRun = ls::testing::CliResult;
 
 CliRun run_cli(const std::string& args) {
-  CliRun run;
-  std::string command = std::string(LONGSPARSE_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return run;
-  std::array<char, 4096> buffer;
-  std::size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) run.output.append(buffer.data(), n);
-  int status = pclose(pipe);
-  run.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  return ls::testing::run_longsparse(args);
 }
 
 TEST(MethodsCli, ListsEveryRegisteredMethodAsJson) {
