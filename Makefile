@@ -37,7 +37,7 @@ test-asan: deps model
 	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 
 bench: build
-	bench/run-all.sh $(BUILD)
+	bench/attention.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD)
