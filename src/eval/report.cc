@@ -20,19 +20,31 @@ namespace fs = std::filesystem;
 
 std::string default_baseline() { return method_label("dense", "dense", "", ""); }
 
-std::string short_method(const std::string& label) {
-  std::string out;
+namespace {
+
+// The space-separated parts of a method label ("prefill=SPEC decode=SPEC ...").
+std::vector<std::string> label_parts(const std::string& label) {
+  std::vector<std::string> parts;
   std::size_t pos = 0;
   while (pos < label.size()) {
     std::size_t end = label.find(' ', pos);
     if (end == std::string::npos) end = label.size();
-    std::string part = label.substr(pos, end - pos);
+    parts.push_back(label.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return parts;
+}
+
+}  // namespace
+
+std::string short_method(const std::string& label) {
+  std::string out;
+  for (const std::string& part : label_parts(label)) {
     if (part.rfind("prefill=", 0) == 0) {
       out = part.substr(8) + out;
     } else if (part != "decode=dense") {
       out += " " + part;
     }
-    pos = end + 1;
   }
   return out.empty() ? label : out;
 }
@@ -42,14 +54,9 @@ namespace {
 // The label without parameter values: one line per family in accuracy-vs-density plots.
 std::string method_family(const std::string& label) {
   std::string out;
-  std::size_t pos = 0;
-  while (pos < label.size()) {
-    std::size_t end = label.find(' ', pos);
-    if (end == std::string::npos) end = label.size();
-    std::string part = label.substr(pos, end - pos);
+  for (std::string part : label_parts(label)) {
     if (std::size_t colon = part.find(':'); colon != std::string::npos) part = part.substr(0, colon);
     out += (out.empty() ? "" : " ") + part;
-    pos = end + 1;
   }
   return short_method(out);
 }
