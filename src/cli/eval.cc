@@ -15,6 +15,7 @@ namespace {
 struct EvalArgs {
   std::string model, tasks, out;
   MethodOptions methods;
+  int threads = 0;
   bool no_progress = false;
 };
 
@@ -27,8 +28,10 @@ void setup_eval(CLI::App& app) {
   app.add_option("--policy", args->methods.policy, "per-layer/head policy file");
   app.add_option("--dense-layers", args->methods.dense_layers, "layers kept dense, e.g. 0,1");
   app.add_option("--out", args->out, "results JSONL (appended; samples already there for this method are skipped)")->required();
+  app.add_option("-t,--threads", args->threads, "threads (default: all cores)");
   app.add_flag("--no-progress", args->no_progress, "no progress bar");
   app.callback([args] {
+    set_threads(args->threads);
     auto samples = eval::read_task_file(args->tasks);
     auto formatter = make_formatter(args->model);
     auto generator = make_generator(args->model, args->methods);

@@ -11,6 +11,7 @@
 #include "attn/flash.h"
 #include "attn/plan.h"
 #include "core/error.h"
+#include "core/parallel.h"
 #include "core/timer.h"
 #include "eval/results.h"
 #include "methods/policy.h"
@@ -19,6 +20,7 @@
 #include "model/generate.h"
 #include "model/gguf.h"
 #include "model/llama.h"
+#include "model/matmul.h"
 #include "model/model_path.h"
 #include "model/tokenizer.h"
 
@@ -144,6 +146,11 @@ class ModelGenerator : public eval::Generator {
 };
 
 }  // namespace
+
+void set_threads(int threads) {
+  set_num_threads(threads);
+  set_blas_threads(num_threads());
+}
 
 void prepare_oracle(eval::Generator& generator, const std::vector<eval::TaskSample>& samples,
                     const eval::PromptFormatter& formatter) {

@@ -23,6 +23,9 @@ struct MethodOptions {
 // scoring, report) without a model, and its results are labelled as such.
 std::unique_ptr<eval::Generator> make_generator(const std::string& model, const MethodOptions& methods);
 
+// Sets the threads of our kernels and of BLAS (0: all cores), as `run -t` does.
+void set_threads(int threads);
+
 // Gives the oracle the gold answers of these samples (does nothing for real generators).
 void prepare_oracle(eval::Generator& generator, const std::vector<eval::TaskSample>& samples,
                     const eval::PromptFormatter& formatter);

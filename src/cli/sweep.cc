@@ -13,6 +13,7 @@ namespace {
 
 struct SweepArgs {
   std::string config, model, out;
+  int threads = 0;
   bool no_progress = false, dry_run = false;
 };
 
@@ -21,9 +22,11 @@ void setup_sweep(CLI::App& app) {
   app.add_option("--config", args->config, "sweep config (JSON; see docs/eval.md)")->required();
   app.add_option("-m,--model", args->model, "model (overrides the config's \"model\")");
   app.add_option("--out", args->out, "results JSONL (overrides the config's \"out\")");
+  app.add_option("-t,--threads", args->threads, "threads (default: all cores)");
   app.add_flag("--no-progress", args->no_progress, "no progress bar");
   app.add_flag("--dry-run", args->dry_run, "generate the samples and list the runs without evaluating");
   app.callback([args] {
+    set_threads(args->threads);
     auto config = eval::read_sweep_config(args->config);
     if (!args->model.empty()) config.model = args->model;
     if (!args->out.empty()) config.out = args->out;

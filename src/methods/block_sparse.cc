@@ -27,7 +27,7 @@
 #include <limits>
 
 #include "core/parallel.h"
-#include "methods/estimate.h"
+#include "methods/estimate_util.h"
 #include "methods/registry.h"
 
 namespace ls {
@@ -50,7 +50,7 @@ class BlockSparse final : public PrefillMethod {
     std::vector<float> pooled_k(std::size_t(s.kv_heads) * k_blocks * d);
     parallel_for(std::int64_t(s.kv_heads) * k_blocks, [&](std::int64_t i) {
       const std::int64_t g = i / k_blocks, kb = i % k_blocks;
-      pool_rows(in.k_row(int(g), 0), d, kb * block_, std::min(s.n_k, (kb + 1) * block_), double(block_),
+      estimate::mean_rows(in.k_row(int(g), 0), d, kb * block_, std::min(s.n_k, (kb + 1) * block_), double(block_),
                 &pooled_k[std::size_t(i) * d]);
     });
     // selected [heads * q_blocks][<= topk] key blocks
@@ -60,12 +60,12 @@ class BlockSparse final : public PrefillMethod {
       const std::int64_t qb = i % q_blocks;
       const std::int64_t q0 = qb * block_, q1 = std::min(s.n_q, q0 + block_);
       std::vector<float> pooled_q(d);
-      pool_rows(in.q_row(h, 0), d, q0, q1, double(q1 - q0), pooled_q.data());
+      estimate::mean_rows(in.q_row(h, 0), d, q0, q1, double(q1 - q0), pooled_q.data());
       const std::int64_t causal_blocks = shape.last_position(qb) / block_ + 1;
       std::vector<double> scores(causal_blocks);
       const float* kh = &pooled_k[std::size_t(s.kv_head_of(h)) * k_blocks * d];
-      for (std::int64_t kb = 0; kb < causal_blocks; ++kb) scores[kb] = dot(pooled_q.data(), kh + kb * d, d);
-      selected[i] = top_k_indices(scores, topk_);
+      for (std::int64_t kb = 0; kb < causal_blocks; ++kb) scores[kb] = estimate::dot(pooled_q.data(), kh + kb * d, d);
+      selected[i] = estimate::top_k_indices(scores, topk_);
     });
     for (std::int64_t i = 0; i < std::int64_t(selected.size()); ++i) {
       const std::int64_t r = shape.row(int(i / q_blocks), i % q_blocks);

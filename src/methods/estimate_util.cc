@@ -7,6 +7,8 @@
 #include <limits>
 #include <numeric>
 
+#include "core/parallel.h"
+
 namespace ls::estimate {
 
 namespace {
@@ -189,13 +191,15 @@ void order_descending(std::span<const float> values, std::vector<std::int32_t>& 
 }
 
 std::int64_t cover_count(std::span<const float> values, double target, std::vector<float>& scratch) {
-  // Only the sorted values matter. Attention mass is concentrated, so first sort just the
-  // largest eighth; sort everything only if those do not reach the target.
+  // Only the sorted values matter. Attention mass is concentrated, so first select and sort
+  // just the largest eighth (a linear-time selection, then a small sort); sort everything
+  // only if those do not reach the target.
   const std::int64_t n = std::int64_t(values.size());
   scratch.assign(values.begin(), values.end());
   std::int64_t sorted = std::min<std::int64_t>(n, std::max<std::int64_t>(64, n / 8));
   for (;;) {
-    std::partial_sort(scratch.begin(), scratch.begin() + sorted, scratch.end(), std::greater<float>());
+    if (sorted < n) std::nth_element(scratch.begin(), scratch.begin() + sorted, scratch.end(), std::greater<float>());
+    std::sort(scratch.begin(), scratch.begin() + sorted, std::greater<float>());
     double sum = 0.0;
     std::int64_t count = 0;
     for (std::int64_t i = 0; i < sorted; ++i) {
@@ -216,6 +220,102 @@ double sqrt_js_distance(std::span<const float> p, std::span<const float> q) {
     if (qi > 0) divergence += 0.5 * qi * std::log(qi / mi);
   }
   return std::sqrt(std::max(0.0, divergence));
+}
+
+void last_query_sums(const AttnInput& in, std::span<const PackedRows> keys, std::int64_t last,
+                     std::vector<float>& vertical, std::vector<float>& slash) {
+  const AttnShape& s = in.shape;
+  const std::int64_t n = s.n_k;
+  last = std::min(last, s.n_q);
+  const std::int64_t first_query = s.n_q - last;
+  constexpr std::int64_t kChunk = 32;
+  const std::int64_t chunks = (last + kChunk - 1) / kChunk;
+  // Per (head, chunk): partial column sums and reversed diagonal sums, reversed[n − 1 −
+  // offset], so that both run forward over a row's keys and vectorise.
+  std::vector<float> partial(std::size_t(s.heads * chunks * 2 * n));
+  std::vector<std::vector<float>> scratch(num_threads());
+  parallel_for(s.heads * chunks, [&](std::int64_t item) {
+    const int h = int(item / chunks);
+    const std::int64_t q0 = first_query + (item % chunks) * kChunk;
+    const std::int64_t rows = std::min(kChunk, s.n_q - q0);
+    std::vector<float>& probs = scratch[thread_id()];
+    probs.resize(std::size_t(rows * n));
+    scores_packed(in.q_row(h, q0), s.dim, rows, keys[s.kv_head_of(h)], 0, n, probs.data(), n, s.softmax_scale());
+    float* col = partial.data() + item * 2 * n;
+    float* reversed = col + n;
+    std::fill(col, col + 2 * n, 0.0f);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      float* row = probs.data() + r * n;
+      const std::int64_t p = s.position(q0 + r), first = s.first_key(p);
+      softmax(row + first, p + 1 - first);
+      float* diagonal = reversed + (n - 1 - p);
+#pragma omp simd
+      for (std::int64_t key = first; key <= p; ++key) {
+        col[key] += row[key];
+        diagonal[key] += row[key];
+      }
+    }
+  });
+  vertical.assign(std::size_t(s.heads * n), 0.0f);
+  slash.assign(std::size_t(s.heads * n), 0.0f);
+  parallel_for(s.heads, [&](std::int64_t h) {
+    float* v = vertical.data() + h * n;
+    float* sl = slash.data() + h * n;
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      const float* col = partial.data() + (h * chunks + c) * 2 * n;
+      const float* reversed = col + n;
+      for (std::int64_t i = 0; i < n; ++i) {
+        v[i] += col[i];
+        sl[i] += reversed[n - 1 - i];
+      }
+    }
+  });
+}
+
+float dot(const float* a, const float* b, int dim) {
+  // Several independent partial sums let the compiler vectorise without -ffast-math.
+  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int c = 0;
+  for (; c + 8 <= dim; c += 8)
+    for (int j = 0; j < 8; ++j) s[j] += a[c + j] * b[c + j];
+  float total = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  for (; c < dim; ++c) total += a[c] * b[c];
+  return total;
+}
+
+std::vector<std::int64_t> top_k_indices(std::span<const double> scores, std::int64_t k) {
+  const std::int64_t n = std::int64_t(scores.size());
+  k = std::clamp<std::int64_t>(k, 0, n);
+  std::vector<std::int64_t> index(n);
+  std::iota(index.begin(), index.end(), 0);
+  auto better = [&](std::int64_t a, std::int64_t b) {
+    return scores[a] != scores[b] ? scores[a] > scores[b] : a < b;
+  };
+  if (k < n) std::nth_element(index.begin(), index.begin() + k, index.end(), better);
+  index.resize(k);
+  std::sort(index.begin(), index.end(), better);
+  return index;
+}
+
+void softmax_row(const AttnInput& in, int head, const float* query, std::int64_t first, std::int64_t last,
+                 std::vector<double>& probs) {
+  const int g = in.shape.kv_head_of(head);
+  const float scale = in.shape.softmax_scale();
+  double row_max = -INFINITY;
+  for (std::int64_t key = first; key <= last; ++key) {
+    probs[key] = double(dot(query, in.k_row(g, key), in.shape.dim) * scale);
+    row_max = std::max(row_max, probs[key]);
+  }
+  double sum = 0.0;
+  for (std::int64_t key = first; key <= last; ++key) sum += probs[key] = std::exp(probs[key] - row_max);
+  for (std::int64_t key = first; key <= last; ++key) probs[key] /= sum;
+}
+
+void mean_rows(const float* rows, int dim, std::int64_t begin, std::int64_t end, double divisor, float* out) {
+  std::vector<double> acc(dim, 0.0);
+  for (std::int64_t r = begin; r < end; ++r)
+    for (int c = 0; c < dim; ++c) acc[c] += rows[r * dim + c];
+  for (int c = 0; c < dim; ++c) out[c] = float(acc[c] / divisor);
 }
 
 }  // namespace ls::estimate

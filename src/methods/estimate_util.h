@@ -1,6 +1,7 @@
-// Building blocks shared by the dynamic prefill estimates (FlexPrefill, XAttention,
-// AnchorAttention, block-gate): small score GEMMs, block pooling, softmax over a row,
-// ordering by score, cumulative-mass budgets and the Jensen–Shannon distance.
+// Building blocks shared by the prefill estimates (vertical-slash, block-sparse, FlexPrefill,
+// XAttention, AnchorAttention, block-gate) and the pattern search: small score GEMMs, block
+// pooling, softmax over a row, ordering by score, top-k, cumulative-mass budgets and the
+// Jensen–Shannon distance.
 // Everything here works on caller-owned memory and never allocates per element, so the
 // methods can call it from inside their per-head parallel loops.
 #pragma once
@@ -8,6 +9,8 @@
 #include <cstdint>
 #include <span>
 #include <vector>
+
+#include "attn/attention.h"
 
 namespace ls::estimate {
 
@@ -59,5 +62,29 @@ std::int64_t cover_count(std::span<const float> values, double target, std::vect
 // Square-root Jensen–Shannon divergence (natural log) between two distributions of equal
 // length; 0·log 0 counts as 0. Inputs should each sum to 1.
 double sqrt_js_distance(std::span<const float> p, std::span<const float> q);
+
+// The last `last` queries of every head, softmaxed over their causal keys (fp32), summed by
+// key and by query−key offset: vertical[h · n_k + key] and slash[h · n_k + offset], both
+// [heads][n_k]. The vertical-slash estimate of MInference and FlexPrefill. `keys` holds one
+// PackedRows per KV head (all n_k keys). Parallel over (head, chunk of queries), summed in a
+// fixed order, so the result does not depend on the thread count.
+void last_query_sums(const AttnInput& in, std::span<const PackedRows> keys, std::int64_t last,
+                     std::vector<float>& vertical, std::vector<float>& slash);
+
+float dot(const float* a, const float* b, int dim);
+
+// Indices of the k largest scores, largest first; ties go to the smaller index so that plans
+// are deterministic. k is clamped to scores.size().
+std::vector<std::int64_t> top_k_indices(std::span<const double> scores, std::int64_t k);
+
+// Exact softmax probabilities (double) of one query row over keys [first, last] (inclusive),
+// written to probs[first..last]; entries outside are left untouched. `query` is a row of Q.
+// For analysis and offline search, where accuracy matters more than speed.
+void softmax_row(const AttnInput& in, int head, const float* query, std::int64_t first, std::int64_t last,
+                 std::vector<double>& probs);
+
+// Sum of rows [begin, end) of a [rows][dim] matrix divided by `divisor` (the block size when
+// a ragged last block is treated as zero-padded, as MInference does).
+void mean_rows(const float* rows, int dim, std::int64_t begin, std::int64_t end, double divisor, float* out);
 
 }  // namespace ls::estimate

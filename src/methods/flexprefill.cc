@@ -88,12 +88,14 @@ class FlexPrefill final : public PrefillMethod {
       pooled_keys[g].resize(std::size_t(builder.k_blocks() * s.dim));
       estimate::pool_rows(in.k_row(int(g), 0), s.n_k, s.dim, block, estimate::Pool::Mean, pooled_keys[g].data());
     });
-    // Per-thread score buffers [last][n_k], reused across the heads a thread takes.
-    std::vector<Buffer<float>> scratch(num_threads());
+    // Attention of the last block of queries, summed by key and by offset, for every head.
+    std::vector<float> vertical, slash;
+    estimate::last_query_sums(in, packed_keys, block, vertical, slash);
     std::vector<HeadSelection> selections(s.heads);
     parallel_for(s.heads, [&](std::int64_t h) {
       const int g = s.kv_head_of(int(h));
-      selections[h] = select_head(in, int(h), packed_keys[g], pooled_keys[g], builder.shape(), scratch[thread_id()]);
+      selections[h] = select_head(in, int(h), std::span(vertical).subspan(h * s.n_k, s.n_k),
+                                  std::span(slash).subspan(h * s.n_k, s.n_k), pooled_keys[g], builder.shape());
     });
 
     for (int h = 0; h < s.heads; ++h) {
@@ -110,36 +112,21 @@ class FlexPrefill final : public PrefillMethod {
   }
 
  private:
-  HeadSelection select_head(const AttnInput& in, int head, const estimate::PackedRows& keys,
-                            const std::vector<float>& pooled_k, const Plan& shape, Buffer<float>& probs) const {
+  // vertical_sum / slash_sum: this head's last-query attention summed by key and by offset.
+  HeadSelection select_head(const AttnInput& in, int head, std::span<const float> vertical_sum,
+                            std::span<const float> slash_sum, const std::vector<float>& pooled_k,
+                            const Plan& shape) const {
     const AttnShape& s = in.shape;
     const int block = config_.block, dim = s.dim;
     const float scale = s.softmax_scale();
     const std::int64_t n_k = s.n_k, k_blocks = shape.k_blocks();
     const std::int64_t last = std::min<std::int64_t>(block, s.n_q);
     const std::int64_t first_query = s.n_q - last;
-
-    // [last][n_k] scores of the last queries, softmaxed per row over the causal keys.
-    probs.ensure(std::size_t(last * n_k));
-    estimate::scores_packed(in.q_row(head, first_query), dim, last, keys, 0, n_k, probs.data(), n_k, scale);
-    // vertical by key; slash kept reversed, reversed[n_k − 1 − offset], so that both sums run
-    // forward over the keys of a row and vectorise.
-    std::vector<float> vertical(n_k, 0.0f), reversed(n_k, 0.0f);
-    for (std::int64_t r = 0; r < last; ++r) {
-      const float* row = probs.data() + r * n_k;
-      const std::int64_t pos = s.position(first_query + r);
-      estimate::softmax(probs.data() + r * n_k, pos + 1);
-      float* diagonal = reversed.data() + (n_k - 1 - pos);
-#pragma omp simd
-      for (std::int64_t key = 0; key <= pos; ++key) {
-        vertical[key] += row[key];
-        diagonal[key] += row[key];
-      }
-    }
-    std::vector<float> slash(n_k);
-    for (std::int64_t offset = 0; offset < n_k; ++offset) {
-      vertical[offset] /= float(last);
-      slash[offset] = reversed[n_k - 1 - offset] / float(last);
+    // Means over the last queries.
+    std::vector<float> vertical(n_k), slash(n_k);
+    for (std::int64_t i = 0; i < n_k; ++i) {
+      vertical[i] = vertical_sum[i] / float(last);
+      slash[i] = slash_sum[i] / float(last);
     }
 
     std::vector<std::int32_t> scratch;

@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
-#include "methods/estimate.h"
+#include "methods/estimate_util.h"
 #include "methods/registry.h"
 
 namespace ls {
@@ -72,7 +72,7 @@ std::vector<std::vector<double>> plan_recall_rows(const AttnInput& in, const Pla
     std::vector<double> probs(s.n_k);
     for (std::size_t j = 0; j < queries.size(); ++j) {
       const std::int64_t i = queries[j], p = s.position(i), first = s.first_key(p);
-      softmax_row(in, int(h), in.q_row(int(h), i), first, p, probs);
+      estimate::softmax_row(in, int(h), in.q_row(int(h), i), first, p, probs);
       recall[h][j] = row_mass(plan, plan.row(int(h), i / plan.block_q), first, p, probs);
     }
   });

@@ -40,7 +40,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
-#include "methods/estimate.h"
+#include "methods/estimate_util.h"
 #include "methods/registry.h"
 
 namespace ls {
@@ -64,8 +64,15 @@ class VerticalSlash final : public PrefillMethod {
     sh.validate();
     if (sh.n_k <= std::max(v_, kForcedVerticals) || sh.n_k <= std::max(s_, std::int64_t(50)))
       return make_dense_plan(sh.heads, sh.kv_heads, sh.n_q, sh.n_k);
+    // Keys packed once per KV head for the score kernel, shared by the group's query heads.
+    std::vector<estimate::PackedRows> keys(sh.kv_heads);
+    parallel_for(sh.kv_heads, [&](std::int64_t g) { keys[g].pack(in.k_row(int(g), 0), sh.dim, sh.n_k, sh.dim); });
+    std::vector<float> vertical, slash;
+    estimate::last_query_sums(in, keys, last_q_, vertical, slash);
     std::vector<HeadLines> lines(sh.heads);
-    parallel_for(sh.heads, [&](std::int64_t h) { lines[h] = estimate(in, int(h)); });
+    parallel_for(sh.heads, [&](std::int64_t h) {
+      lines[h] = select(std::span(vertical).subspan(h * sh.n_k, sh.n_k), std::span(slash).subspan(h * sh.n_k, sh.n_k));
+    });
 
     PlanBuilder builder(sh.heads, sh.heads, sh.n_q, sh.n_k);
     const Plan& shape = builder.shape();
@@ -81,26 +88,16 @@ class VerticalSlash final : public PrefillMethod {
   }
 
  private:
-  HeadLines estimate(const AttnInput& in, int h) const {
-    const AttnShape& sh = in.shape;
-    const std::int64_t n = sh.n_k;
-    const std::int64_t last = std::min(last_q_, sh.n_q);
-    std::vector<double> probs(n), vertical(n, 0.0), slash(n, 0.0);
-    for (std::int64_t i = sh.n_q - last; i < sh.n_q; ++i) {
-      const std::int64_t p = sh.position(i);
-      const std::int64_t first = sh.first_key(p);
-      softmax_row(in, h, in.q_row(h, i), first, p, probs);
-      for (std::int64_t key = first; key <= p; ++key) {
-        vertical[key] += probs[key];
-        slash[p - key] += probs[key];
-      }
-    }
+  // The top columns and offsets of one head from its summed last-query attention.
+  HeadLines select(std::span<const float> vertical_sum, std::span<const float> slash_sum) const {
+    const std::int64_t n = std::int64_t(vertical_sum.size());
+    std::vector<double> vertical(vertical_sum.begin(), vertical_sum.end()), slash(slash_sum.begin(), slash_sum.end());
     const double forced = std::numeric_limits<double>::infinity();
     std::fill(vertical.begin(), vertical.begin() + std::min(n, kForcedVerticals), forced);
     std::fill(slash.begin(), slash.begin() + std::min(n, kForcedSlashes), forced);
     HeadLines out;
-    out.columns = top_k_indices(vertical, std::min(n, std::max(v_, kForcedVerticals)));
-    out.offsets = top_k_indices(slash, std::min(n, std::max(s_, std::int64_t(50))));
+    out.columns = estimate::top_k_indices(vertical, std::min(n, std::max(v_, kForcedVerticals)));
+    out.offsets = estimate::top_k_indices(slash, std::min(n, std::max(s_, std::int64_t(50))));
     std::sort(out.offsets.begin(), out.offsets.end(), std::greater<>());
     return out;
   }
