@@ -54,7 +54,9 @@ void flash_attention(const AttnInput& in, float* out) {
   });
 }
 
-void plan_attention(const AttnInput& in, const Plan& plan, float* out) {
+void plan_attention(const AttnInput& in, const Plan& plan, float* out) { plan_attention(in, plan, out, nullptr); }
+
+void plan_attention(const AttnInput& in, const Plan& plan, float* out, float* lse) {
   check_attention_input(in, out);
   const AttnShape& s = in.shape;
   LS_CHECK(plan.heads == s.heads && plan.n_q == s.n_q && plan.n_k == s.n_k,
@@ -82,7 +84,7 @@ void plan_attention(const AttnInput& in, const Plan& plan, float* out) {
                            std::min(std::int64_t(range.end) * plan.block_k, s.n_k)});
     const std::int64_t q0 = qb * plan.block_q;
     const std::int64_t q1 = std::min(s.n_q, q0 + plan.block_q);
-    detail::attend_rows(in, keys, first_head, unit, q0, q1, intervals, plan.row_columns(row), out);
+    detail::attend_rows(in, keys, first_head, unit, q0, q1, intervals, plan.row_columns(row), out, lse);
   });
 }
 

@@ -21,6 +21,9 @@ void flash_attention(const AttnInput& in, float* out);
 // causal (and windowed) keys. Throws ls::Error if the plan is invalid (validate()) or does
 // not match the input's shape. A dense plan gives flash_attention's output.
 void plan_attention(const AttnInput& in, const Plan& plan, float* out);
+// The same, also writing each row's log-sum-exp of its scaled scores to lse [heads][n_q]
+// (natural log; −inf for a row that sees no key), so partial attentions can be merged.
+void plan_attention(const AttnInput& in, const Plan& plan, float* out, float* lse);
 
 // The SIMD target the kernels were compiled for, for reports ("AVX3_SPR", "AVX2", ...).
 const char* attention_simd_target();

@@ -55,6 +55,7 @@ constexpr int kRows = 2;  // 16 registers
 // Slots for per-row values of a chunk, rounded up to whole vectors.
 constexpr int kAlphaSlots = (kRows + kLanes - 1) / kLanes * kLanes;
 constexpr float kLog2e = 1.4426950408889634f;
+constexpr double kLn2 = 0.6931471805599453;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // 2^x for x <= 0 (scores minus the running max), relative error ~1e-7; x <= -127 gives 0.
@@ -321,7 +322,7 @@ PackedKeys::~PackedKeys() {
 
 void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, int head_count,
                  std::int64_t q_begin, std::int64_t q_end, std::span<const KeyInterval> intervals,
-                 std::span<const std::int32_t> columns, float* out) {
+                 std::span<const std::int32_t> columns, float* out, float* lse) {
   const AttnShape& s = in.shape;
   const int dim = s.dim;
   const int kv = s.kv_head_of(first_head);
@@ -399,6 +400,9 @@ void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, in
     const int h = first_head + int(r % head_count);
     const std::int64_t i = q_begin + r / head_count;
     float* dst = out + (std::int64_t(h) * s.n_q + i) * dim;
+    if (lse)
+      lse[std::int64_t(h) * s.n_q + i] =
+          sum > 0.0f ? float(kLn2 * (double(sc.max[r]) + std::log2(double(sum)))) : kNegInf;
     const float* o = sc.o.data() + r * dim;
     if (reinterpret_cast<std::uintptr_t>(dst) % (kLanes * sizeof(float)) == 0) {
       for (int c = 0; c < dim; c += kLanes) hn::Stream(hn::Mul(hn::Load(df, o + c), inv), df, dst + c);

@@ -50,9 +50,11 @@ struct KeyInterval {
 // One work item: query heads [first_head, first_head + head_count) (all in one GQA group),
 // queries [q_begin, q_end); attends to the union of `intervals` (sorted, disjoint) and
 // `columns` (sorted keys outside the intervals), always restricted to causal (and windowed)
-// keys; writes the normalised rows of `out` [heads][n_q][dim]. Uses per-thread scratch.
+// keys; writes the normalised rows of `out` [heads][n_q][dim] and, when `lse` is not null,
+// each row's log-sum-exp of its scaled scores to lse [heads][n_q] (natural log; −inf for a
+// row that saw no key). Uses per-thread scratch.
 void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, int head_count,
                  std::int64_t q_begin, std::int64_t q_end, std::span<const KeyInterval> intervals,
-                 std::span<const std::int32_t> columns, float* out);
+                 std::span<const std::int32_t> columns, float* out, float* lse = nullptr);
 
 }  // namespace ls::detail

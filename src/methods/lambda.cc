@@ -16,11 +16,17 @@
 //   limit  = 4096  cap on the relative distance RoPE sees (the model's training length);
 //                  0 disables the cap
 //
-// What this file does and does not apply: the plan is the Λ mask (global columns + local
-// window, covered with whole 64-key blocks: up to 63 extra keys per query). The distance cap
-// changes scores, not the mask, so it lives in the model: rope_distance_limit() reports it and
-// the forward pass must score global keys beyond the local branch at distance `limit`. Until
-// the model applies it, running `lambda` equals an A-shape with these sizes.
+// The plan is the Λ mask (global columns + local window, covered with whole 64-key blocks:
+// up to 63 extra keys per query). The distance cap changes scores, not the mask, so the model
+// applies it: rope_distance_limit() reports it, the forward pass hands the layer the queries
+// rotated to position `limit` and the unrotated keys (model/llama.cc), and the executor scores
+// every planned pair more than `limit` apart with those (attn/distance_cap.h) — the official
+// code's "unrotated key against the query rotated by limit". One difference: the official code
+// rotates the query by min(limit, n − 1) and applies it to every global key outside the local
+// branch; we cap only pairs farther apart than `limit` (METHODS.md: distances beyond the limit
+// reuse it), so below `limit` + 1 tokens lambda is exactly the Λ mask. `limit` must be at
+// least 128 (two blocks) when it binds. `bench attention --qkv` runs the plan without the cap
+// (captured Q/K are post-RoPE only).
 // GQA: static pattern, one plan row per KV head.
 #include <algorithm>
 
@@ -61,7 +67,7 @@ MethodInfo lambda_info() {
   info.params = {
       {"global", "100", "first tokens every query attends to (global branch)", K::Int, 0, 1e9, {}},
       {"local", "4096", "most recent keys each query attends to, itself included (local branch)", K::Int, 1, 1e9, {}},
-      {"limit", "4096", "cap on the relative position distance (training length); 0 = none", K::Int, 0, 1e9, {}},
+      {"limit", "4096", "cap on the relative position distance (training length); 0 = none, else >= 128", K::Int, 0, 1e9, {}},
   };
   info.make_prefill = [](const Params& p) {
     return std::make_unique<Lambda>(p.get_int("global"), p.get_int("local"), p.get_int("limit"));

@@ -219,6 +219,16 @@ bool Policy::uniform(int layer, int heads) const {
   return true;
 }
 
+std::int64_t Policy::distance_limit(int layer, int heads) const {
+  const std::int64_t limit = method(layer, 0).rope_distance_limit();
+  for (int h = 1; h < heads; ++h)
+    LS_CHECK(method(layer, h).rope_distance_limit() == limit,
+             "layer {}: heads 0 and {} ask for different RoPE distance caps ({} and {}: '{}', '{}'); one cap per "
+             "layer is supported",
+             layer, h, limit, method(layer, h).rope_distance_limit(), spec(layer, 0), spec(layer, h));
+  return limit;
+}
+
 Plan Policy::build_plan(const AttnInput& in, int layer) const {
   const int heads = in.shape.heads;
   if (layer >= 0 && layer < int(profile_.layers.size()))

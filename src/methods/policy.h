@@ -62,6 +62,10 @@ class Policy {
   const PrefillMethod& method(int layer, int head) const;
   // True when every head of the layer runs the same method.
   bool uniform(int layer, int heads) const;
+  // The cap on the relative distance RoPE sees that the layer's methods ask for
+  // (PrefillMethod::rope_distance_limit; 0: none). Throws ls::Error when the layer's heads
+  // ask for different caps: the forward pass applies one per layer.
+  std::int64_t distance_limit(int layer, int heads) const;
   // The layer's plan: each distinct method builds once; heads take rows from their own.
   Plan build_plan(const AttnInput& in, int layer) const;
   // One line: default spec, dense layers, profile size.

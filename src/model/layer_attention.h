@@ -7,14 +7,20 @@
 #include <functional>
 
 #include "attn/attention.h"
+#include "attn/distance_cap.h"
 
 namespace ls {
 
 class LayerAttention {
  public:
   virtual ~LayerAttention() = default;
+  // The cap on the relative distance RoPE sees in this layer (LM-Infinite; 0: none). When it
+  // is positive and the prompt is longer than the cap, the forward pass hands prefill the
+  // queries rotated to the cap and the unrotated keys in `far` (attn/distance_cap.h);
+  // otherwise far.limit is 0.
+  virtual std::int64_t distance_limit(int /*layer*/, int /*heads*/) const { return 0; }
   // out [heads][n_q][dim] = causal attention of `in` for model layer `layer`.
-  virtual void prefill(int layer, const AttnInput& in, float* out) = 0;
+  virtual void prefill(int layer, const AttnInput& in, const FarVectors& far, float* out) = 0;
 };
 
 // Dense causal attention: the single place that picks the dense kernel.
@@ -22,7 +28,7 @@ void dense_attention(const AttnInput& in, float* out);
 
 class DenseLayerAttention final : public LayerAttention {
  public:
-  void prefill(int layer, const AttnInput& in, float* out) override { dense_attention(in, out); }
+  void prefill(int, const AttnInput& in, const FarVectors&, float* out) override { dense_attention(in, out); }
 };
 
 // Receives each layer's post-RoPE Q, K, V during prefill (for capture and analysis tools).

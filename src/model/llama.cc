@@ -127,6 +127,15 @@ PrefillStats LlamaModel::prefill(std::span<const std::int32_t> tokens, KvCache& 
   for (int layer = 0; layer < c.layers; ++layer) {
     const LlamaLayerWeights& w = layers_[layer];
 
+    // A distance cap (LM-Infinite) needs the queries as seen from the cap and the keys before
+    // rotation: q_far · k_far is the score of any pair at distance `limit`.
+    const std::int64_t limit = attention.distance_limit(layer, H);
+    const bool capped = limit > 0 && n - 1 > limit;
+    if (capped) {
+      q_far_.ensure(n * q_dim);
+      k_far_.ensure(n * kv_dim);
+    }
+
     // Attention input: normalise, project, rotate, and lay Q/K/V out head-major.
     for (std::int64_t c0 = 0; c0 < n; c0 += chunk) {
       const std::int64_t m = std::min(chunk, n - c0);
@@ -137,6 +146,15 @@ PrefillStats LlamaModel::prefill(std::span<const std::int32_t> tokens, KvCache& 
       parallel_for(m, [&](std::int64_t t) {
         const std::int64_t pos = c0 + t;
         float* row = qkv_.data() + t * qkv_dim;
+        if (capped) {
+          for (int h = 0; h < H; ++h) {
+            float* q_far = q_far_.data() + (h * n + pos) * D;
+            std::memcpy(q_far, row + h * D, D * 4);
+            rope_.apply(q_far, 1, D, limit);
+          }
+          for (int g = 0; g < G; ++g)
+            std::memcpy(k_far_.data() + (g * n + pos) * D, row + q_dim + g * D, D * 4);
+        }
         rope_.apply(row, H, D, pos);
         rope_.apply(row + q_dim, G, D, pos);
         for (int h = 0; h < H; ++h) std::memcpy(q_heads_.data() + (h * n + pos) * D, row + h * D, D * 4);
@@ -151,7 +169,8 @@ PrefillStats LlamaModel::prefill(std::span<const std::int32_t> tokens, KvCache& 
                        {H, G, n, n, static_cast<int>(D), 1.0f / std::sqrt(float(D)), 0}};
     if (hooks.capture) hooks.capture(layer, in);
     Timer attention_timer;
-    attention.prefill(layer, in, attn_.data());
+    const FarVectors far = capped ? FarVectors{limit, q_far_.data(), k_far_.data()} : FarVectors{};
+    attention.prefill(layer, in, far, attn_.data());
     stats.attention_ms += attention_timer.ms();
     cache.write(layer, 0, n, k_heads_.data(), v_heads_.data());
 

@@ -71,6 +71,8 @@ class LlamaModel {
   Buffer<float> k_heads_;  // [kv_heads][n][head_dim]
   Buffer<float> v_heads_;  // [kv_heads][n][head_dim]
   Buffer<float> attn_;     // [heads][n][head_dim] attention output
+  Buffer<float> q_far_;    // [heads][n][head_dim] queries rotated to the distance cap (layers with one)
+  Buffer<float> k_far_;    // [kv_heads][n][head_dim] keys before rotation (layers with one)
   // Per chunk of tokens (decode: one token).
   Buffer<float> norm_;     // [chunk][embedding]
   Buffer<float> qkv_;      // [chunk][(heads + 2 kv_heads) · head_dim]

@@ -12,7 +12,8 @@ namespace ls {
 class SparsePrefill final : public LayerAttention {
  public:
   explicit SparsePrefill(Policy policy) : policy_(std::move(policy)) {}
-  void prefill(int layer, const AttnInput& in, float* out) override;
+  std::int64_t distance_limit(int layer, int heads) const override { return policy_.distance_limit(layer, heads); }
+  void prefill(int layer, const AttnInput& in, const FarVectors& far, float* out) override;
 
   const Policy& policy() const { return policy_; }
   void reset_stats() { estimate_ms_ = attention_ms_ = density_sum_ = 0.0, planned_layers_ = 0; }
