@@ -41,11 +41,12 @@ void panel_kernel(const float* a, std::int64_t lda, const float* panel, std::int
   }
 }
 
-constexpr int kRows = 8;  // 16 accumulators + 2 panel vectors + broadcasts fit 32 AVX-512 registers
+constexpr int kRows = 12;  // 24 accumulators + 2 panel vectors + broadcasts fit 32 AVX-512 registers
 using KernelFn = void (*)(const float*, std::int64_t, const float*, std::int64_t, float*, std::int64_t, float);
-constexpr KernelFn kKernels[kRows + 1] = {nullptr,          &panel_kernel<1>, &panel_kernel<2>,
-                                          &panel_kernel<3>, &panel_kernel<4>, &panel_kernel<5>,
-                                          &panel_kernel<6>, &panel_kernel<7>, &panel_kernel<8>};
+constexpr KernelFn kKernels[kRows + 1] = {
+    nullptr,          &panel_kernel<1>, &panel_kernel<2>, &panel_kernel<3>,  &panel_kernel<4>,
+    &panel_kernel<5>, &panel_kernel<6>, &panel_kernel<7>, &panel_kernel<8>,  &panel_kernel<9>,
+    &panel_kernel<10>, &panel_kernel<11>, &panel_kernel<12>};
 
 // exp(x) as plain code the compiler vectorises (a vector math library call would not be):
 // Cody–Waite range reduction and a degree-6 polynomial, ~1e-7 relative error on [-87, 88].

@@ -13,7 +13,7 @@ namespace {
 TEST(EstimateUtil, PackedScoresMatchNaiveDotProducts) {
   std::mt19937 rng(1);
   std::normal_distribution<float> normal;
-  for (auto [m, n, k] : {std::tuple{1, 1, 1}, {7, 45, 64}, {13, 70, 17}, {6, 32, 512}}) {
+  for (auto [m, n, k] : {std::tuple{1, 1, 1}, {7, 45, 64}, {13, 70, 17}, {6, 32, 512}, {29, 70, 64}}) {
     std::vector<float> a(m * k), b(n * k);
     for (float& x : a) x = normal(rng);
     for (float& x : b) x = normal(rng);
