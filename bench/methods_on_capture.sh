@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every prefill method on real attention: SmolLM2-135M layers captured at 8192 tokens of
 # natural prose (the start of Pride and Prejudice, public domain, from Debian's
-# r-cran-janeaustenr), each method at its default and at two other budgets,
+# r-cran-janeaustenr), each method at its default and at two or more other budgets,
 # measured with `longsparse bench attention --qkv --check`: density, recall and relative
 # error on sampled rows, estimate (plan building) time, sparse attention time and the
 # speed-up over the dense kernel timed in the same process (estimate included).
@@ -48,21 +48,24 @@ if [[ ! -s "$CAPTURE/manifest.json" ]] || ! grep -q "\"tokens\": $CTX" "$CAPTURE
 fi
 fi
 
-# (c) every method at its default and at two other budgets. Budgets that scale with length
+# (c) every method at its default and at two or more other budgets. Budgets that scale with length
 # are fractions of CTX: a default meant for 128k contexts (vertical-slash v=1000,s=6096,
 # block-sparse topk=100, lambda local=4096) is already (nearly) dense at 4-8k tokens, so for
 # those the other two points are sparser ones; threshold methods get one sparser, one denser.
 # power's window below 4 blocks changes nothing (distances 1, 2 are powers of two anyway), so
-# its sparser points use smaller blocks.
+# its sparser points use smaller blocks. Methods whose budgets straddle density 0.25 on the
+# sparsest layer get a point just below it: lambda local=7·CTX/64 (its 100 global columns
+# add ~0.02), vertical-slash with the official slash coverage (cover=exact, fewer keys per
+# line) at two sizes, flexprefill gamma=0.94.
 V16=$((CTX / 16)); V8=$((CTX / 8)); V4=$((CTX / 4))
 declare -A SPECS=(
   [dense]="dense"
   [streaming]="streaming:window=$V16;streaming:window=$V8;streaming"
-  [lambda]="lambda:local=$V8;lambda:local=$V4;lambda"
+  [lambda]="lambda:local=$((CTX * 7 / 64));lambda:local=$V8;lambda:local=$V4;lambda"
   [power]="power:block=64;power:block=128;power"
-  [vertical-slash]="vertical-slash:v=$((CTX / 64)),s=$((CTX / 32));vertical-slash:v=$((CTX / 32)),s=$((CTX / 16));vertical-slash"
+  [vertical-slash]="vertical-slash:v=$((CTX / 64)),s=$((CTX / 32));vertical-slash:v=$((CTX / 32)),s=$((CTX / 16));vertical-slash:v=$((CTX / 32)),s=$((CTX / 16)),cover=exact;vertical-slash:v=$((CTX * 3 / 64)),s=$((CTX * 3 / 32)),cover=exact;vertical-slash"
   [block-sparse]="block-sparse:topk=$((CTX / 512));block-sparse:topk=$((CTX / 256));block-sparse"
-  [flexprefill]="flexprefill:gamma=0.8;flexprefill;flexprefill:gamma=0.95"
+  [flexprefill]="flexprefill:gamma=0.8;flexprefill;flexprefill:gamma=0.94;flexprefill:gamma=0.95"
   [xattention]="xattention:tau=0.8;xattention;xattention:tau=0.95"
   [anchor]="anchor:theta=8;anchor;anchor:theta=14"
   [block-gate]="block-gate:threshold=0.005;block-gate;block-gate:threshold=0.0005"
