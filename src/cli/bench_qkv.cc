@@ -93,6 +93,18 @@ struct BuiltPlan {
   double estimate_ms = 0.0;  // median build time; 0 for the bench-only generators
 };
 
+template <typename Fn>
+std::vector<double> times_of(int repeat, Fn&& fn) {
+  fn();  // warm-up: first-touch page faults, per-thread scratch, idle cores waking up
+  std::vector<double> times;
+  for (int r = 0; r < repeat; ++r) {
+    Timer timer;
+    fn();
+    times.push_back(timer.ms());
+  }
+  return times;
+}
+
 BuiltPlan build(const std::string& text, const AttnInput& in, int layer, int repeat) {
   const MethodSpec parsed = parse_method_spec(text);
   if (parsed.name == "window" || parsed.name == "random-blocks") {
@@ -106,27 +118,11 @@ BuiltPlan build(const std::string& text, const AttnInput& in, int layer, int rep
     fail("plan '{}': not a bench generator (window, random-blocks) nor a usable method: {}", text, e.what());
   }
   BuiltPlan result;
-  std::vector<double> times;
-  for (int r = 0; r < repeat; ++r) {
-    Timer timer;
-    result.plan = method->build_plan(in, PlanContext{layer});
-    times.push_back(timer.ms());
-  }
+  const std::vector<double> times = times_of(repeat, [&] { result.plan = method->build_plan(in, PlanContext{layer}); });
   validate(result.plan);
   result.estimate_ms = median(times);
   result.spec = method->spec().empty() ? text : method->spec();
   return result;
-}
-
-template <typename Fn>
-std::vector<double> times_of(int repeat, Fn&& fn) {
-  std::vector<double> times;
-  for (int r = 0; r < repeat; ++r) {
-    Timer timer;
-    fn();
-    times.push_back(timer.ms());
-  }
-  return times;
 }
 
 }  // namespace
