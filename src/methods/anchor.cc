@@ -76,8 +76,7 @@ class Anchor final : public PrefillMethod {
     const std::int64_t whole_groups = s.n_q / (std::int64_t(block) * config_.step);
 
     // Keys packed once per KV head, shared by the query heads of its group.
-    std::vector<estimate::PackedRows> packed_keys(s.kv_heads);
-    parallel_for(s.kv_heads, [&](std::int64_t g) { packed_keys[g].pack(in.k_row(int(g), 0), s.dim, s.n_k, s.dim); });
+    const std::span<const estimate::PackedRows> packed_keys = estimate::pack_keys(in);
     // [heads][groups] stripe keys of each group.
     std::vector<std::vector<std::int32_t>> stripes(std::size_t(s.heads * groups));
     parallel_for(s.heads * groups, [&](std::int64_t item) {

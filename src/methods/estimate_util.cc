@@ -95,7 +95,9 @@ void PackedRows::pack(const float* b, std::int64_t ldb, std::int64_t n, std::int
   rows_ = n;
   depth_ = k;
   const std::int64_t panels = (n + kPanel - 1) / kPanel;
-  data_.assign(std::size_t(panels * k * kPanel), 0.0f);
+  data_.resize(std::size_t(panels * k * kPanel));
+  if (n % kPanel != 0)  // the padding lanes of the last panel
+    std::fill(data_.begin() + (panels - 1) * k * kPanel, data_.end(), 0.0f);
   for (std::int64_t j = 0; j < n; ++j) {
     float* dst = data_.data() + (j / kPanel) * k * kPanel + j % kPanel;
     const float* row = b + j * ldb;
@@ -161,13 +163,17 @@ void pool_rows(const float* x, std::int64_t rows, int dim, int block, Pool pool,
   }
 }
 
-void softmax(float* x, std::int64_t n) {
+namespace {
+
+// x[i] = exp(x[i] − max x) in place; returns 1 / Σ, or 0 (and all zeros) for a row that is
+// entirely −infinity. softmax() without its final scaling pass.
+float exp_shifted(float* x, std::int64_t n) {
   float top = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : top)
   for (std::int64_t i = 0; i < n; ++i) top = top > x[i] ? top : x[i];
   if (!std::isfinite(top)) {
     std::fill(x, x + n, 0.0f);
-    return;
+    return 0.0f;
   }
   Vec16 sums{};
   std::int64_t i = 0;
@@ -179,7 +185,13 @@ void softmax(float* x, std::int64_t n) {
   float sum = 0.0f;
   for (int l = 0; l < kLanes; ++l) sum += sums[l];
   for (; i < n; ++i) sum += x[i] = fast_exp(x[i] - top);
-  const float inv = 1.0f / sum;
+  return 1.0f / sum;
+}
+
+}  // namespace
+
+void softmax(float* x, std::int64_t n) {
+  const float inv = exp_shifted(x, n);
 #pragma omp simd
   for (std::int64_t j = 0; j < n; ++j) x[j] *= inv;
 }
@@ -223,6 +235,16 @@ double sqrt_js_distance(std::span<const float> p, std::span<const float> q) {
   return std::sqrt(std::max(0.0, divergence));
 }
 
+std::span<const PackedRows> pack_keys(const AttnInput& in) {
+  thread_local std::vector<PackedRows> storage;
+  std::vector<PackedRows>& packed = storage;  // the calling thread's, filled by the workers
+  if (packed.size() < std::size_t(in.shape.kv_heads)) packed.resize(in.shape.kv_heads);
+  parallel_for(in.shape.kv_heads, [&](std::int64_t g) {
+    packed[g].pack(in.k_row(int(g), 0), in.shape.dim, in.shape.n_k, in.shape.dim);
+  });
+  return {packed.data(), std::size_t(in.shape.kv_heads)};
+}
+
 void last_query_sums(const AttnInput& in, std::span<const PackedRows> keys, std::int64_t last,
                      std::vector<float>& vertical, std::vector<float>& slash) {
   const AttnShape& s = in.shape;
@@ -232,14 +254,16 @@ void last_query_sums(const AttnInput& in, std::span<const PackedRows> keys, std:
   constexpr std::int64_t kChunk = 32;
   const std::int64_t chunks = (last + kChunk - 1) / kChunk;
   // Per (head, chunk): partial column sums and reversed diagonal sums, reversed[n − 1 −
-  // offset], so that both run forward over a row's keys and vectorise.
-  std::vector<float> partial(std::size_t(s.heads * chunks * 2 * n));
-  std::vector<std::vector<float>> scratch(num_threads());
+  // offset], so that both run forward over a row's keys and vectorise. Buffers are kept per
+  // thread between calls: a layer's estimate then touches no fresh pages.
+  thread_local std::vector<float> partial_storage;
+  std::vector<float>& partial = partial_storage;  // the calling thread's, shared with the workers
+  partial.resize(std::size_t(s.heads * chunks * 2 * n));
   parallel_for(s.heads * chunks, [&](std::int64_t item) {
     const int h = int(item / chunks);
     const std::int64_t q0 = first_query + (item % chunks) * kChunk;
     const std::int64_t rows = std::min(kChunk, s.n_q - q0);
-    std::vector<float>& probs = scratch[thread_id()];
+    thread_local std::vector<float> probs;
     probs.resize(std::size_t(rows * n));
     scores_packed(in.q_row(h, q0), s.dim, rows, keys[s.kv_head_of(h)], 0, n, probs.data(), n, s.softmax_scale());
     float* col = partial.data() + item * 2 * n;
@@ -248,12 +272,13 @@ void last_query_sums(const AttnInput& in, std::span<const PackedRows> keys, std:
     for (std::int64_t r = 0; r < rows; ++r) {
       float* row = probs.data() + r * n;
       const std::int64_t p = s.position(q0 + r), first = s.first_key(p);
-      softmax(row + first, p + 1 - first);
+      const float inv = exp_shifted(row + first, p + 1 - first);  // softmax, scaled while summing
       float* diagonal = reversed + (n - 1 - p);
 #pragma omp simd
       for (std::int64_t key = first; key <= p; ++key) {
-        col[key] += row[key];
-        diagonal[key] += row[key];
+        const float prob = row[key] * inv;
+        col[key] += prob;
+        diagonal[key] += prob;
       }
     }
   });

@@ -63,6 +63,11 @@ std::int64_t cover_count(std::span<const float> values, double target, std::vect
 // length; 0·log 0 counts as 0. Inputs should each sum to 1.
 double sqrt_js_distance(std::span<const float> p, std::span<const float> q);
 
+// K of every KV head packed for scores_packed (all n_k keys), packed in parallel. The storage
+// belongs to the calling thread and is reused by its next call (a layer's estimate then
+// touches no fresh pages), so the span is valid until that thread calls pack_keys again.
+std::span<const PackedRows> pack_keys(const AttnInput& in);
+
 // The last `last` queries of every head, softmaxed over their causal keys (fp32), summed by
 // key and by query−key offset: vertical[h · n_k + key] and slash[h · n_k + offset], both
 // [heads][n_k]. The vertical-slash estimate of MInference and FlexPrefill. `keys` holds one

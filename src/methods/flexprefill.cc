@@ -81,10 +81,9 @@ class FlexPrefill final : public PrefillMethod {
     PlanBuilder builder(s.heads, s.heads, s.n_q, s.n_k, block, block);
     // Per KV head, shared by the query heads of its group: keys packed for the score kernel
     // and mean-pooled key blocks [k_blocks][dim].
-    std::vector<estimate::PackedRows> packed_keys(s.kv_heads);
+    const std::span<const estimate::PackedRows> packed_keys = estimate::pack_keys(in);
     std::vector<std::vector<float>> pooled_keys(s.kv_heads);
     parallel_for(s.kv_heads, [&](std::int64_t g) {
-      packed_keys[g].pack(in.k_row(int(g), 0), s.dim, s.n_k, s.dim);
       pooled_keys[g].resize(std::size_t(builder.k_blocks() * s.dim));
       estimate::pool_rows(in.k_row(int(g), 0), s.n_k, s.dim, block, estimate::Pool::Mean, pooled_keys[g].data());
     });

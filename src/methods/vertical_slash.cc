@@ -65,8 +65,7 @@ class VerticalSlash final : public PrefillMethod {
     if (sh.n_k <= std::max(v_, kForcedVerticals) || sh.n_k <= std::max(s_, std::int64_t(50)))
       return make_dense_plan(sh.heads, sh.kv_heads, sh.n_q, sh.n_k);
     // Keys packed once per KV head for the score kernel, shared by the group's query heads.
-    std::vector<estimate::PackedRows> keys(sh.kv_heads);
-    parallel_for(sh.kv_heads, [&](std::int64_t g) { keys[g].pack(in.k_row(int(g), 0), sh.dim, sh.n_k, sh.dim); });
+    const std::span<const estimate::PackedRows> keys = estimate::pack_keys(in);
     std::vector<float> vertical, slash;
     estimate::last_query_sums(in, keys, last_q_, vertical, slash);
     std::vector<HeadLines> lines(sh.heads);
