@@ -40,7 +40,6 @@
 #include <limits>
 #include <vector>
 
-#include "core/buffer.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "methods/estimate_util.h"
