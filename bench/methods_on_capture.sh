@@ -55,18 +55,19 @@ fi
 # power's window below 4 blocks changes nothing (distances 1, 2 are powers of two anyway), so
 # its sparser points use smaller blocks. Methods whose budgets straddle density 0.25 on the
 # sparsest layer get a point just below it: lambda local=7·CTX/64 (its 100 global columns
-# add ~0.02), vertical-slash with the official slash coverage (cover=exact, fewer keys per
-# line) at two sizes, flexprefill gamma=0.94.
+# add ~0.02; LM-Infinite's low end, global=10, too), vertical-slash with the official slash
+# coverage (cover=exact, fewer keys per line) at two sizes, flexprefill gamma=0.94, and
+# XAttention with stride 16 (the paper's other stride: half the estimate).
 V16=$((CTX / 16)); V8=$((CTX / 8)); V4=$((CTX / 4))
 declare -A SPECS=(
   [dense]="dense"
   [streaming]="streaming:window=$V16;streaming:window=$V8;streaming"
-  [lambda]="lambda:local=$((CTX * 7 / 64));lambda:local=$V8;lambda:local=$V4;lambda"
+  [lambda]="lambda:local=$((CTX * 7 / 64));lambda:global=10,local=$V8;lambda:local=$V8;lambda:local=$V4;lambda"
   [power]="power:block=64;power:block=128;power"
   [vertical-slash]="vertical-slash:v=$((CTX / 64)),s=$((CTX / 32));vertical-slash:v=$((CTX / 32)),s=$((CTX / 16));vertical-slash:v=$((CTX / 32)),s=$((CTX / 16)),cover=exact;vertical-slash:v=$((CTX * 3 / 64)),s=$((CTX * 3 / 32)),cover=exact;vertical-slash"
   [block-sparse]="block-sparse:topk=$((CTX / 512));block-sparse:topk=$((CTX / 256));block-sparse"
   [flexprefill]="flexprefill:gamma=0.8;flexprefill;flexprefill:gamma=0.94;flexprefill:gamma=0.95"
-  [xattention]="xattention:tau=0.8;xattention;xattention:tau=0.95"
+  [xattention]="xattention:tau=0.8;xattention;xattention:tau=0.95;xattention:stride=16,tau=0.9;xattention:stride=16,tau=0.95"
   [anchor]="anchor:theta=8;anchor;anchor:theta=14"
   [block-gate]="block-gate:threshold=0.005;block-gate;block-gate:threshold=0.0005"
 )
