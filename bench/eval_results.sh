@@ -31,17 +31,20 @@ cat > "$WORK/screen.json" <<'EOF'
 EOF
 "$BIN" sweep --config "$WORK/screen.json" --out "$WORK/screen.jsonl" -t "$SCREEN_THREADS"
 
-# One sweep per length, shortest first, so that an interrupted run leaves whole lengths.
+# One sweep per (length, task), shortest length first, so that an interrupted run leaves
+# whole (length, task) cells with every method.
 for length in 2048 4096 8192; do
-  cat > "$WORK/results-$length.json" <<EOF
+  for task in niah_single_2 passkey; do
+    cat > "$WORK/results-$length-$task.json" <<EOF
 {"model": "smollm2",
- "tasks": ["niah_single_2", "passkey"], "lengths": [$length], "samples": 20, "seed": 1,
+ "tasks": ["$task"], "lengths": [$length], "samples": 20, "seed": 1,
  "methods": [{"prefill": "dense"},
              {"prefill": "streaming", "params": {"window": [1024]}},
              {"prefill": "flexprefill"},
              {"prefill": "xattention"}]}
 EOF
-  "$BIN" sweep --config "$WORK/results-$length.json" --out "$WORK/results.jsonl" -t "$THREADS"
+    "$BIN" sweep --config "$WORK/results-$length-$task.json" --out "$WORK/results.jsonl" -t "$THREADS"
+  done
 done
 
 "$BIN" report "$WORK/screen.jsonl" --out "$WORK/screen-report" > /dev/null
