@@ -192,6 +192,11 @@ std::string heading(int id) { return fmt::format("Chapter {}:\n", id); }
 
 }  // namespace
 
+// Questions of story_retrieval and chapters without a purchase in story_filtering. At namespace
+// scope: the prompt builders below are called after the branch that sets them up has ended.
+constexpr int kQueries = 16;
+constexpr int kRemoved = 3;
+
 FitResult generate_story(const GenerationRequest& req, const PromptFormatter& formatter) {
   const std::uint64_t seed = sample_seed(req.task, req.length, req.seed, req.index);
   const std::int64_t gen_tokens = req.gen_tokens.value_or(1024);  // the paper's max_output_tokens
@@ -199,7 +204,6 @@ FitResult generate_story(const GenerationRequest& req, const PromptFormatter& fo
   std::int64_t min_chapters = 2;
   PromptBuilder build;
   if (req.task == "story_retrieval") {
-    constexpr int kQueries = 16;
     min_chapters = kQueries;
     build = [&](std::int64_t n) {
       auto chapters = narrative(seed, n);
@@ -250,7 +254,6 @@ FitResult generate_story(const GenerationRequest& req, const PromptFormatter& fo
       return built;
     };
   } else {
-    constexpr int kRemoved = 3;
     min_chapters = kRemoved + 1;
     build = [&](std::int64_t n) {
       auto chapters = narrative(seed, n);
