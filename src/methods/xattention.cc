@@ -30,6 +30,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <vector>
 
 #include "core/error.h"
@@ -80,11 +81,17 @@ class XAttention final : public PrefillMethod {
       packed_tiles[g].pack(keys + std::size_t(g) * key_tiles * stride * dim, std::int64_t(stride) * dim, key_tiles,
                            std::int64_t(stride) * dim);
     });
+    // Work items are (head, group of consecutive query blocks): the score GEMM then has
+    // group · block / S query-tile rows, a multiple of the kernel's 12 rows when possible.
+    const int tiles_per_block = config_.block / stride;
+    const std::int64_t group = std::min<std::int64_t>(q_blocks, 12 / std::gcd(12, tiles_per_block));
+    const std::int64_t groups = (q_blocks + group - 1) / group;
     // [heads * q_blocks] selected key blocks per row, filled in parallel, added in order.
     std::vector<std::vector<std::int32_t>> selected(std::size_t(s.heads * q_blocks));
-    parallel_for(s.heads * q_blocks, [&](std::int64_t item) {
-      const int head = int(item / q_blocks);
-      selected[item] = select_row(in, head, item % q_blocks, packed_tiles[s.kv_head_of(head)], shape);
+    parallel_for(s.heads * groups, [&](std::int64_t item) {
+      const int head = int(item / groups);
+      const std::int64_t qb0 = (item % groups) * group, qb1 = std::min(q_blocks, qb0 + group);
+      select_rows(in, head, qb0, qb1, packed_tiles[s.kv_head_of(head)], shape, selected.data() + head * q_blocks);
     });
     for (std::int64_t row = 0; row < builder.rows(); ++row) {
       builder.add_diagonal(row);
@@ -94,21 +101,25 @@ class XAttention final : public PrefillMethod {
   }
 
  private:
-  // Key blocks kept for one (head, query block) row beyond the diagonal.
-  std::vector<std::int32_t> select_row(const AttnInput& in, int head, std::int64_t qb,
-                                       const estimate::PackedRows& key_tiles, const Plan& shape) const {
+  // Key blocks kept beyond the diagonal for the rows (head, qb) of query blocks [qb0, qb1),
+  // written to selected[qb].
+  void select_rows(const AttnInput& in, int head, std::int64_t qb0, std::int64_t qb1,
+                   const estimate::PackedRows& key_tiles, const Plan& shape,
+                   std::vector<std::int32_t>* selected) const {
     const AttnShape& s = in.shape;
     const int stride = config_.stride, block = config_.block, dim = s.dim;
     const int tiles_per_block = block / stride;
     const std::int64_t tile_width = std::int64_t(stride) * dim;
-    const std::int64_t first_tile = qb * tiles_per_block;
-    const std::int64_t tiles = std::min<std::int64_t>(tiles_per_block, (s.n_q + stride - 1) / stride - first_tile);
-    const std::int64_t visible_tiles = shape.last_position(qb) / stride + 1;
+    const std::int64_t first_tile = qb0 * tiles_per_block;
+    const std::int64_t tiles =
+        std::min<std::int64_t>((qb1 - qb0) * tiles_per_block, (s.n_q + stride - 1) / stride - first_tile);
+    const std::int64_t visible_tiles = shape.last_position(qb1 - 1) / stride + 1;
     const std::int64_t k_blocks = shape.k_blocks();
 
     // [tiles][tile_width]: each query tile's queries concatenated in reverse order, so that
     // a plain dot product with a key tile sums the antidiagonal.
-    std::vector<float> query_tiles(std::size_t(tiles * tile_width), 0.0f);
+    thread_local std::vector<float> query_tiles, scores;
+    query_tiles.assign(std::size_t(tiles * tile_width), 0.0f);
     for (std::int64_t t = 0; t < tiles; ++t)
       for (int k = 0; k < stride; ++k) {
         const std::int64_t query = (first_tile + t) * stride + stride - 1 - k;
@@ -116,38 +127,43 @@ class XAttention final : public PrefillMethod {
           std::memcpy(query_tiles.data() + t * tile_width + std::int64_t(k) * dim, in.q_row(head, query),
                       sizeof(float) * dim);
       }
-    // [tiles][visible_tiles] antidiagonal scores, then probabilities.
-    std::vector<float> scores(std::size_t(tiles * visible_tiles));
+    // [tiles][visible_tiles] antidiagonal scores (up to the group's last tile), then each
+    // tile row's probabilities over the key tiles it sees.
+    scores.resize(std::size_t(tiles * visible_tiles));
     estimate::scores_packed(query_tiles.data(), tile_width, tiles, key_tiles, 0, visible_tiles, scores.data(),
                             visible_tiles, s.softmax_scale() / float(stride));
-    std::vector<float> block_mass(k_blocks, 0.0f);
-    for (std::int64_t t = 0; t < tiles; ++t) {
-      float* row = scores.data() + t * visible_tiles;
-      const std::int64_t last_query = std::min(s.n_q - 1, (first_tile + t) * stride + stride - 1);
-      const std::int64_t last_visible = s.position(last_query) / stride;
-      std::fill(row + last_visible + 1, row + visible_tiles, -std::numeric_limits<float>::infinity());
-      estimate::softmax(row, visible_tiles);
-      for (std::int64_t j = 0; j <= last_visible; ++j) block_mass[j / tiles_per_block] += row[j];
-    }
-
-    // Forced blocks: 0 and the diagonal ones; the rest by descending mass up to tau.
-    double total = 0.0, kept = 0.0;
-    for (float m : block_mass) total += m;
-    const std::int64_t diag_first = shape.first_position(qb) / block, diag_last = shape.last_position(qb) / block;
-    std::vector<std::int32_t> chosen{0};
-    kept += block_mass[0];
-    for (std::int64_t kb = std::max<std::int64_t>(diag_first, 1); kb <= diag_last; ++kb) kept += block_mass[kb];
-    for (std::int64_t kb = diag_first; kb <= diag_last; ++kb) block_mass[kb] = -1.0f;
-    block_mass[0] = -1.0f;
+    std::vector<float> block_mass(k_blocks);
     std::vector<std::int32_t> order;
-    estimate::order_descending(block_mass, order);
-    const double required = config_.tau * total;
-    for (std::int32_t kb : order) {
-      if (kept >= required || block_mass[kb] < 0.0f) break;
-      chosen.push_back(kb);
-      kept += block_mass[kb];
+    for (std::int64_t qb = qb0; qb < qb1; ++qb) {
+      std::fill(block_mass.begin(), block_mass.end(), 0.0f);
+      const std::int64_t t_end = std::min(tiles, (qb - qb0 + 1) * tiles_per_block);
+      for (std::int64_t t = (qb - qb0) * tiles_per_block; t < t_end; ++t) {
+        float* row = scores.data() + t * visible_tiles;
+        const std::int64_t last_query = std::min(s.n_q - 1, (first_tile + t) * stride + stride - 1);
+        const std::int64_t last_visible = s.position(last_query) / stride;
+        std::fill(row + last_visible + 1, row + visible_tiles, -std::numeric_limits<float>::infinity());
+        estimate::softmax(row, visible_tiles);
+        for (std::int64_t j = 0; j <= last_visible; ++j) block_mass[j / tiles_per_block] += row[j];
+      }
+
+      // Forced blocks: 0 and the diagonal ones; the rest by descending mass up to tau.
+      double total = 0.0, kept = 0.0;
+      for (float m : block_mass) total += m;
+      const std::int64_t diag_first = shape.first_position(qb) / block, diag_last = shape.last_position(qb) / block;
+      std::vector<std::int32_t>& chosen = selected[qb];
+      chosen.assign(1, 0);
+      kept += block_mass[0];
+      for (std::int64_t kb = std::max<std::int64_t>(diag_first, 1); kb <= diag_last; ++kb) kept += block_mass[kb];
+      for (std::int64_t kb = diag_first; kb <= diag_last; ++kb) block_mass[kb] = -1.0f;
+      block_mass[0] = -1.0f;
+      estimate::order_descending(block_mass, order);
+      const double required = config_.tau * total;
+      for (std::int32_t kb : order) {
+        if (kept >= required || block_mass[kb] < 0.0f) break;
+        chosen.push_back(kb);
+        kept += block_mass[kb];
+      }
     }
-    return chosen;
   }
 
   XAttentionConfig config_;
