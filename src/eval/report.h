@@ -15,10 +15,12 @@ struct GroupStats {
   std::string task, method;
   std::int64_t length = 0;
   std::int64_t n = 0;
-  double score = 0, density = 0, attention_ms = 0, prefill_ms = 0, decode_ms_per_token = 0;
+  double score = 0, density = 0, attention_ms = 0, estimate_ms = 0, prefill_ms = 0, decode_ms_per_token = 0;
   // Paired with the baseline on the same sample ids (absent for the baseline itself).
   std::int64_t pairs = 0;
-  std::optional<double> speedup;     // baseline attention ms / method attention ms, summed over pairs
+  // baseline (attention + estimate) ms / method (attention + estimate) ms, summed over pairs:
+  // the estimate is part of what a sparse method costs.
+  std::optional<double> speedup;
   std::optional<double> score_diff;  // mean(method score - baseline score) over pairs
   std::int64_t wins = 0, ties = 0, losses = 0;
 };

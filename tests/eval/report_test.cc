@@ -58,6 +58,7 @@ TEST(Report, PairedTableAndPlots) {
       rec("s3", kDense, 1, 40, 1, 8192, 0), rec("s0", kSparse, 1, 10, 0.25, 4096, 0),
       rec("s1", kSparse, 0, 10, 0.25, 4096, 50), rec("s2", kSparse, 1, 10, 0.25, 4096, 100),
       rec("s3", kSparse, 0, 20, 0.25, 8192, 0), rec("s4", kSparse, 1, 10, 0.25, 8192, 50)};
+  for (int i : {4, 5, 6}) records[i].estimate_ms = 10;  // plan building counts in the sparse cost
   auto groups = aggregate(records, kDense);
   ASSERT_EQ(groups.size(), 4u);
   const GroupStats* sparse4k = nullptr;
@@ -67,7 +68,7 @@ TEST(Report, PairedTableAndPlots) {
   EXPECT_EQ(sparse4k->n, 3);
   EXPECT_NEAR(sparse4k->score, 2.0 / 3.0, 1e-12);
   EXPECT_EQ(sparse4k->pairs, 3);
-  EXPECT_NEAR(*sparse4k->speedup, 4.0, 1e-12);
+  EXPECT_NEAR(*sparse4k->speedup, 2.0, 1e-12);  // 120 / (30 + 30 estimate)
   EXPECT_NEAR(*sparse4k->score_diff, 0.0, 1e-12);  // (0 - 1 + 1) / 3
   EXPECT_EQ(sparse4k->wins, 1);
   EXPECT_EQ(sparse4k->ties, 1);
@@ -78,10 +79,10 @@ TEST(Report, PairedTableAndPlots) {
   auto out = write_report(records, dir.string(), kDense, "hand-made");
   const std::string md = read((dir / "report.md").string());
   EXPECT_EQ(md, out.markdown);
-  EXPECT_NE(md.find("| passkey | 4096 | topk:k=64 | 3 | 0.667 | 0.250 | 10.0 | 0.0 | 0.00 | 4.00× | +0.000 | 1/1/1 |"),
+  EXPECT_NE(md.find("| passkey | 4096 | topk:k=64 | 3 | 0.667 | 0.250 | 10.0 | 10.0 | 0.0 | 0.00 | 2.00× | +0.000 | 1/1/1 |"),
             std::string::npos) << md;
   // 8192: one pair (s3: 1 -> 0), speed-up 40/20; s4 counts in n but has no pair.
-  EXPECT_NE(md.find("| passkey | 8192 | topk:k=64 | 2 | 0.500 | 0.250 | 15.0 | 0.0 | 0.00 | 2.00× | -1.000 | 0/0/1 |"),
+  EXPECT_NE(md.find("| passkey | 8192 | topk:k=64 | 2 | 0.500 | 0.250 | 15.0 | 0.0 | 0.0 | 0.00 | 2.00× | -1.000 | 0/0/1 |"),
             std::string::npos) << md;
   EXPECT_NE(md.find("| passkey | 4096 | dense | 3 | 0.667 | 1.000 | 40.0 |"), std::string::npos) << md;
   for (const char* name : {"accuracy_vs_density_passkey.svg", "speedup_vs_length.svg", "heatmap_passkey_dense.svg",
