@@ -30,6 +30,7 @@
 // GQA: static pattern, one plan row per KV head.
 #include <algorithm>
 
+#include "core/error.h"
 #include "methods/registry.h"
 
 namespace ls {
@@ -38,7 +39,10 @@ namespace {
 class Lambda final : public PrefillMethod {
  public:
   Lambda(std::int64_t global, std::int64_t local, std::int64_t limit)
-      : global_(global), local_(local), limit_(limit) {}
+      : global_(global), local_(local), limit_(limit) {
+    // The capped executor keeps the blocks holding a row's own positions (two 64-blocks).
+    LS_CHECK(limit == 0 || limit >= 128, "lambda: limit must be 0 (no cap) or at least 128, got {}", limit);
+  }
 
   Plan build_plan(const AttnInput& in, const PlanContext&) const override {
     const AttnShape& s = in.shape;

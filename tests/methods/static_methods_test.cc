@@ -111,6 +111,7 @@ TEST(Lambda, IsGlobalPlusLocalAndReportsTheDistanceLimit) {
   EXPECT_EQ(MethodRegistry::instance().make_prefill("lambda")->rope_distance_limit(), 4096);
   EXPECT_EQ(MethodRegistry::instance().make_prefill("lambda:limit=0")->rope_distance_limit(), 0);
   EXPECT_EQ(MethodRegistry::instance().make_prefill("dense")->rope_distance_limit(), 0);
+  EXPECT_THROW(MethodRegistry::instance().make_prefill("lambda:limit=100"), Error);  // below two blocks
   test::Synthetic syn(2, 1, 800, 16);
   Plan plan = method->build_plan(syn.input(), PlanContext{});
   validate(plan);
