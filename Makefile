@@ -35,8 +35,11 @@ test: build model
 # to `make test` unless ASAN_CTEST_EXCLUDE is emptied; the model still runs under ASan in the
 # other model tests.
 ASAN_CTEST_EXCLUDE ?= LlamaReference
+# -O1 with line tables only: half the build time of -O2 -g on 2 cores (7 vs 14 minutes), and
+# reports still name file and line.
+SAN_OPT ?= -O1 -g1
 test-asan: deps model
-	cmake -S . -B $(SAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLONGSPARSE_SANITIZE=ON -DLONGSPARSE_BENCH=OFF
+	cmake -S . -B $(SAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$(SAN_OPT)" -DLONGSPARSE_SANITIZE=ON -DLONGSPARSE_BENCH=OFF
 	cmake --build $(SAN_BUILD) -j $(JOBS)
 	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) $(if $(ASAN_CTEST_EXCLUDE),-E '$(ASAN_CTEST_EXCLUDE)')
 
