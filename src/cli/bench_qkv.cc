@@ -142,8 +142,7 @@ void run_qkv_bench(const QkvBenchOptions& o) {
   Buffer<float> dense(std::size_t(capture.q.elements()), true);  // [heads][n][dim]
   Buffer<float> out(dense.size(), true);                         // [heads][n][dim]
   // Dense is timed before the plans and again after them when there are several, so a load
-  // change on the machine during the run shows up in both. No warm-up runs: at the lengths
-  // that matter one run is seconds, and --repeat takes the median.
+  // change on the machine during the run shows up in both (each after its warm-up call).
   std::vector<double> dense_times = times_of(o.repeat, [&] { flash_attention(in, dense.data()); });
 
   std::vector<nlohmann::ordered_json> results;
