@@ -7,6 +7,10 @@
 #include <limits>
 #include <numeric>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "core/parallel.h"
 
 namespace ls::estimate {
@@ -89,20 +93,58 @@ inline Vec16 exp16(Vec16 x) {
   return x > -87.0f ? value : Vec16{};
 }
 
+#if defined(__AVX512F__)
+// 2^t on 16 lanes with AVX-512's rounding and scaling instructions (half the instructions of
+// exp16): t = n + r with n = round(t), |r| <= 1/2; 2^r by its degree-6 Taylor polynomial
+// (relative error ~1e-7), then vscalefps multiplies by 2^n. t is clamped at -200, where the
+// scaling underflows to exactly 0, so -inf gives 0.
+inline Vec16 exp2_16(Vec16 t) {
+  // The masked forms with an explicit source: the plain ones pass GCC an undefined vector.
+  const __m512 low = _mm512_set1_ps(-200.0f);
+  const __m512 x = _mm512_mask_max_ps(low, 0xFFFF, __m512(t), low);
+  const __m512 n = _mm512_mask_roundscale_ps(x, 0xFFFF, x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const Vec16 r = Vec16(x) - Vec16(n);
+  Vec16 p = Vec16{} + 1.5403530393381606e-4f;  // ln(2)^k / k!, k = 6 .. 0
+  p = p * r + 1.3333558146428443e-3f;
+  p = p * r + 9.6181291076284772e-3f;
+  p = p * r + 5.5504108664821580e-2f;
+  p = p * r + 2.4022650695910071e-1f;
+  p = p * r + 6.9314718055994531e-1f;
+  p = p * r + 1.0f;
+  return Vec16(_mm512_mask_scalef_ps(__m512(p), 0xFFFF, __m512(p), n));
+}
+#endif
+
 }  // namespace
 
-void PackedRows::pack(const float* b, std::int64_t ldb, std::int64_t n, std::int64_t k) {
+void PackedRows::resize(std::int64_t n, std::int64_t k) {
   rows_ = n;
   depth_ = k;
-  const std::int64_t panels = (n + kPanel - 1) / kPanel;
-  data_.resize(std::size_t(panels * k * kPanel));
-  if (n % kPanel != 0)  // the padding lanes of the last panel
-    std::fill(data_.begin() + (panels - 1) * k * kPanel, data_.end(), 0.0f);
-  for (std::int64_t j = 0; j < n; ++j) {
-    float* dst = data_.data() + (j / kPanel) * k * kPanel + j % kPanel;
-    const float* row = b + j * ldb;
-    for (std::int64_t c = 0; c < k; ++c) dst[c * kPanel] = row[c];
+  data_.resize(std::size_t(panels() * k * kPanel));
+}
+
+void PackedRows::pack_panels(const float* b, std::int64_t ldb, std::int64_t first, std::int64_t end) {
+  const std::int64_t k = depth_;
+  for (std::int64_t p = first; p < end; ++p) {
+    float* panel = data_.data() + p * k * kPanel;
+    const std::int64_t j0 = p * kPanel, j1 = std::min(rows_, j0 + kPanel);
+    const float* rows = b + j0 * ldb;
+    if (j1 - j0 < kPanel) {
+      std::fill(panel, panel + k * kPanel, 0.0f);  // the padding lanes
+      for (std::int64_t j = 0; j < j1 - j0; ++j)
+        for (std::int64_t c = 0; c < k; ++c) panel[c * kPanel + j] = rows[j * ldb + c];
+      continue;
+    }
+    // A full panel: channel by channel, each a contiguous store of kPanel keys (the compiler
+    // gathers the strided loads).
+    for (std::int64_t c = 0; c < k; ++c)
+      for (int j = 0; j < kPanel; ++j) panel[c * kPanel + j] = rows[j * ldb + c];
   }
+}
+
+void PackedRows::pack(const float* b, std::int64_t ldb, std::int64_t n, std::int64_t k) {
+  resize(n, k);
+  pack_panels(b, ldb, 0, panels());
 }
 
 void scores_packed(const float* a, std::int64_t lda, std::int64_t m, const PackedRows& b, std::int64_t col_first,
@@ -168,20 +210,40 @@ namespace {
 // x[i] = exp(x[i] − max x) in place; returns 1 / Σ, or 0 (and all zeros) for a row that is
 // entirely −infinity. softmax() without its final scaling pass.
 float exp_shifted(float* x, std::int64_t n) {
-  float top = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : top)
-  for (std::int64_t i = 0; i < n; ++i) top = top > x[i] ? top : x[i];
+  // The maximum in four independent vectors: one would wait on vmaxps' latency every 16 floats.
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  Vec16 tops[4] = {Vec16{} + kNegInf, Vec16{} + kNegInf, Vec16{} + kNegInf, Vec16{} + kNegInf};
+  std::int64_t m = 0;
+  for (; m + 4 * kLanes <= n; m += 4 * kLanes)
+    for (int a = 0; a < 4; ++a) {
+      const Vec16 v = *reinterpret_cast<const Vec16*>(x + m + a * kLanes);
+      tops[a] = tops[a] > v ? tops[a] : v;
+    }
+  float top = kNegInf;
+  for (int a = 0; a < 4; ++a)
+    for (int l = 0; l < kLanes; ++l) top = top > tops[a][l] ? top : tops[a][l];
+  for (; m < n; ++m) top = top > x[m] ? top : x[m];
   if (!std::isfinite(top)) {
     std::fill(x, x + n, 0.0f);
     return 0.0f;
   }
   Vec16 sums{};
   std::int64_t i = 0;
+#if defined(__AVX512F__)
+  constexpr float kLog2e = 1.44269504088896341f;
+  const float shift = top * kLog2e;
+  for (; i + kLanes <= n; i += kLanes) {
+    Vec16& v = *reinterpret_cast<Vec16*>(x + i);
+    v = exp2_16(v * kLog2e - shift);
+    sums += v;
+  }
+#else
   for (; i + kLanes <= n; i += kLanes) {
     Vec16& v = *reinterpret_cast<Vec16*>(x + i);
     v = exp16(v - top);
     sums += v;
   }
+#endif
   float sum = 0.0f;
   for (int l = 0; l < kLanes; ++l) sum += sums[l];
   for (; i < n; ++i) sum += x[i] = fast_exp(x[i] - top);
@@ -204,25 +266,43 @@ void order_descending(std::span<const float> values, std::vector<std::int32_t>& 
 }
 
 std::int64_t cover_count(std::span<const float> values, double target, std::vector<float>& scratch) {
-  // Only the sorted values matter. Attention mass is concentrated, so first select and sort
-  // just the largest eighth (a linear-time selection, then a small sort); sort everything
-  // only if those do not reach the target.
+  // Only the descending order of the values matters, not where they are, so no sort is
+  // needed: a quickselect on mass. [lo, hi) holds the values not yet placed, all smaller than
+  // the `count` values (of total `mass`) already known to come first; partition around a pivot
+  // and keep the side where the cumulative sum crosses the target. Expected linear time.
   const std::int64_t n = std::int64_t(values.size());
   scratch.assign(values.begin(), values.end());
-  std::int64_t sorted = std::min<std::int64_t>(n, std::max<std::int64_t>(64, n / 8));
-  for (;;) {
-    if (sorted < n) std::nth_element(scratch.begin(), scratch.begin() + sorted, scratch.end(), std::greater<float>());
-    std::sort(scratch.begin(), scratch.begin() + sorted, std::greater<float>());
-    double sum = 0.0;
-    std::int64_t count = 0;
-    for (std::int64_t i = 0; i < sorted; ++i) {
-      sum += scratch[i];
-      if (sum > target) return std::min(count + 1, n);
+  float* lo = scratch.data();
+  float* hi = lo + n;
+  double mass = 0.0;
+  std::int64_t count = 0;
+  while (hi - lo > 64) {
+    const float a = lo[0], b = lo[(hi - lo) / 2], c = hi[-1];
+    const float pivot = std::max(std::min(a, b), std::min(std::max(a, b), c));  // median of three
+    float* const greater_end = std::partition(lo, hi, [pivot](float x) { return x > pivot; });
+    float* const equal_end = std::partition(greater_end, hi, [pivot](float x) { return x == pivot; });
+    double greater = 0.0;
+    for (const float* x = lo; x < greater_end; ++x) greater += *x;
+    if (mass + greater > target) {  // crossed among the larger values
+      hi = greater_end;
+      continue;
+    }
+    mass += greater;
+    count += greater_end - lo;
+    for (const float* x = greater_end; x < equal_end; ++x) {
+      mass += *x;
+      if (mass > target) return std::min(count + 1, n);
       ++count;
     }
-    if (sorted == n) return std::min(count + 1, n);
-    sorted = n;
+    lo = equal_end;
   }
+  std::sort(lo, hi, std::greater<float>());
+  for (const float* x = lo; x < hi; ++x) {
+    mass += *x;
+    if (mass > target) return std::min(count + 1, n);
+    ++count;
+  }
+  return n;
 }
 
 double sqrt_js_distance(std::span<const float> p, std::span<const float> q) {
@@ -239,11 +319,49 @@ std::span<const PackedRows> pack_keys(const AttnInput& in) {
   thread_local std::vector<PackedRows> storage;
   std::vector<PackedRows>& packed = storage;  // the calling thread's, filled by the workers
   if (packed.size() < std::size_t(in.shape.kv_heads)) packed.resize(in.shape.kv_heads);
-  parallel_for(in.shape.kv_heads, [&](std::int64_t g) {
-    packed[g].pack(in.k_row(int(g), 0), in.shape.dim, in.shape.n_k, in.shape.dim);
+  for (int g = 0; g < in.shape.kv_heads; ++g) packed[g].resize(in.shape.n_k, in.shape.dim);
+  // Work items of 16 panels (512 keys), so that a few KV heads still spread over every thread.
+  constexpr std::int64_t kPanelsPerItem = 16;
+  const std::int64_t items_per_head = (packed[0].panels() + kPanelsPerItem - 1) / kPanelsPerItem;
+  parallel_for(in.shape.kv_heads * items_per_head, [&](std::int64_t item) {
+    const int g = int(item / items_per_head);
+    const std::int64_t first = (item % items_per_head) * kPanelsPerItem;
+    packed[g].pack_panels(in.k_row(g, 0), in.shape.dim, first, std::min(first + kPanelsPerItem, packed[g].panels()));
   });
   return {packed.data(), std::size_t(in.shape.kv_heads)};
 }
+
+namespace {
+
+// out[i] = Σ_r weight[r] · src[r][i] for i < len, rows summed in order r = 0, 1, ...: strips
+// of 256 outputs in 16 vector accumulators, so each source row is read once, contiguously.
+void weighted_row_sums(const float* const* src, const float* weight, std::int64_t rows, float* out,
+                       std::int64_t len) {
+  constexpr int kAcc = 16;
+  std::int64_t i = 0;
+  for (; i + kAcc * kLanes <= len; i += kAcc * kLanes) {
+    Vec16 acc[kAcc];
+    for (int a = 0; a < kAcc; ++a) acc[a] = Vec16{};
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const float* row = src[r] + i;
+      const float w = weight[r];
+      for (int a = 0; a < kAcc; ++a) acc[a] += *reinterpret_cast<const Vec16*>(row + a * kLanes) * w;
+    }
+    for (int a = 0; a < kAcc; ++a) *reinterpret_cast<Vec16*>(out + i + a * kLanes) = acc[a];
+  }
+  for (; i + kLanes <= len; i += kLanes) {
+    Vec16 acc{};
+    for (std::int64_t r = 0; r < rows; ++r) acc += *reinterpret_cast<const Vec16*>(src[r] + i) * weight[r];
+    *reinterpret_cast<Vec16*>(out + i) = acc;
+  }
+  for (; i < len; ++i) {
+    float acc = 0.0f;
+    for (std::int64_t r = 0; r < rows; ++r) acc += src[r][i] * weight[r];
+    out[i] = acc;
+  }
+}
+
+}  // namespace
 
 void last_query_sums(const AttnInput& in, std::span<const PackedRows> keys, std::int64_t last,
                      std::vector<float>& vertical, std::vector<float>& slash) {
@@ -251,8 +369,11 @@ void last_query_sums(const AttnInput& in, std::span<const PackedRows> keys, std:
   const std::int64_t n = s.n_k;
   last = std::min(last, s.n_q);
   const std::int64_t first_query = s.n_q - last;
-  constexpr std::int64_t kChunk = 32;
+  // 48 queries: four 12-row kernel passes, and 1.5 MiB of scores that stay in L2.
+  constexpr std::int64_t kChunk = 48;
   const std::int64_t chunks = (last + kChunk - 1) / kChunk;
+  // Score rows n + 16 floats apart: rows a multiple of 4 KiB apart would share L1 sets.
+  const std::int64_t ld = n + 16;
   // Per (head, chunk): partial column sums and reversed diagonal sums, reversed[n − 1 −
   // offset], so that both run forward over a row's keys and vectorise. Buffers are kept per
   // thread between calls: a layer's estimate then touches no fresh pages.
@@ -264,23 +385,38 @@ void last_query_sums(const AttnInput& in, std::span<const PackedRows> keys, std:
     const std::int64_t q0 = first_query + (item % chunks) * kChunk;
     const std::int64_t rows = std::min(kChunk, s.n_q - q0);
     thread_local std::vector<float> probs;
-    probs.resize(std::size_t(rows * n));
-    scores_packed(in.q_row(h, q0), s.dim, rows, keys[s.kv_head_of(h)], 0, n, probs.data(), n, s.softmax_scale());
+    probs.resize(std::size_t(rows * ld));
+    scores_packed(in.q_row(h, q0), s.dim, rows, keys[s.kv_head_of(h)], 0, n, probs.data(), ld, s.softmax_scale());
+    // Softmax over each row's causal keys; the keys it may not see become 0. The scaling by
+    // 1 / Σ is folded into the sums below.
+    float inv[kChunk];
+    const float* row_at[kChunk];
+    const float* diagonal_at[kChunk];
+    for (std::int64_t r = 0; r < rows; ++r) {
+      float* row = probs.data() + r * ld;
+      const std::int64_t p = s.position(q0 + r), first = s.first_key(p);
+      inv[r] = exp_shifted(row + first, p + 1 - first);
+      std::fill(row, row + first, 0.0f);
+      std::fill(row + p + 1, row + n, 0.0f);
+      row_at[r] = row;
+    }
     float* col = partial.data() + item * 2 * n;
     float* reversed = col + n;
-    std::fill(col, col + 2 * n, 0.0f);
-    for (std::int64_t r = 0; r < rows; ++r) {
-      float* row = probs.data() + r * n;
-      const std::int64_t p = s.position(q0 + r), first = s.first_key(p);
-      const float inv = exp_shifted(row + first, p + 1 - first);  // softmax, scaled while summing
-      float* diagonal = reversed + (n - 1 - p);
-#pragma omp simd
-      for (std::int64_t key = first; key <= p; ++key) {
-        const float prob = row[key] * inv;
-        col[key] += prob;
-        diagonal[key] += prob;
+    weighted_row_sums(row_at, inv, rows, col, n);
+    // Row r adds its key k to reversed[shift_r + k], shift_r = n − 1 − position. Shifts fall
+    // by one per row; from the first row's shift on, every row contributes to every entry.
+    const std::int64_t shift_first = n - 1 - s.position(q0), shift_last = n - 1 - s.position(q0 + rows - 1);
+    std::fill(reversed, reversed + shift_last, 0.0f);
+    for (std::int64_t d = shift_last; d < shift_first; ++d) {
+      float acc = 0.0f;
+      for (std::int64_t r = 0; r < rows; ++r) {
+        const std::int64_t key = d - (shift_first - r);
+        if (key >= 0) acc += row_at[r][key] * inv[r];
       }
+      reversed[d] = acc;
     }
+    for (std::int64_t r = 0; r < rows; ++r) diagonal_at[r] = row_at[r] + r;  // key of reversed[shift_first]
+    weighted_row_sums(diagonal_at, inv, rows, reversed + shift_first, n - shift_first);
   });
   vertical.assign(std::size_t(s.heads * n), 0.0f);
   slash.assign(std::size_t(s.heads * n), 0.0f);

@@ -22,6 +22,12 @@ class PackedRows {
  public:
   static constexpr int kPanel = 32;
   void pack(const float* b, std::int64_t ldb, std::int64_t n, std::int64_t k);
+  // pack() in two steps, for packing one B from several threads: resize() sizes the storage
+  // for B [n][k]; pack_panels() then fills panels [first, end) (disjoint ranges may run
+  // concurrently). b and ldb describe the whole B.
+  void resize(std::int64_t n, std::int64_t k);
+  void pack_panels(const float* b, std::int64_t ldb, std::int64_t first, std::int64_t end);
+  std::int64_t panels() const { return (rows_ + kPanel - 1) / kPanel; }
   std::int64_t rows() const { return rows_; }
   std::int64_t depth() const { return depth_; }
   const float* panel(std::int64_t p) const { return data_.data() + p * depth_ * kPanel; }

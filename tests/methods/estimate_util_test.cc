@@ -3,9 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <random>
+#include <tuple>
+
+#include "attn/attention.h"
 
 namespace ls {
 namespace {
@@ -91,6 +96,122 @@ TEST(EstimateUtil, CoverCountAndOrder) {
   std::vector<float> ties{0.2f, 0.2f, 0.2f};
   estimate::order_descending(ties, order);
   EXPECT_EQ(order, (std::vector<std::int32_t>{0, 1, 2}));
+}
+
+TEST(EstimateUtil, CoverCountMatchesSortedPrefixSums) {
+  // Heavy-tailed values with runs of exact ties and zeros, against the definition: sort
+  // descending, count the prefix sums <= target, plus one (at most n). Dyadic values make
+  // every prefix sum exact, so no target is decided by rounding.
+  std::mt19937 rng(7);
+  std::vector<float> scratch;
+  for (int n : {1, 5, 64, 65, 1000, 8192}) {
+    std::vector<float> v(n);
+    for (float& x : v) {
+      const unsigned r = rng() % 16;
+      x = r < 3 ? 0.0f : r < 6 ? 0.25f : std::ldexp(float(rng() % 64 + 1), -int(rng() % 12));
+    }
+    std::vector<float> sorted = v;
+    std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+    double total = 0.0;
+    for (float x : v) total += x;
+    for (double fraction : {0.0, 0.3, 0.5, 0.9, 0.999, 1.0, 2.0}) {
+      const double target = fraction * total;
+      std::int64_t expect = 0;
+      double prefix = 0.0;
+      for (float x : sorted) {
+        if ((prefix += x) > target) break;
+        ++expect;
+      }
+      expect = std::min<std::int64_t>(expect + 1, n);
+      EXPECT_EQ(estimate::cover_count(v, target, scratch), expect) << "n " << n << " fraction " << fraction;
+    }
+    // Targets equal to a prefix sum: that prefix's entries are not enough (zeros after it add
+    // nothing, so they are counted too).
+    double prefix = 0.0;
+    for (int i = 0; i < n; ++i) {
+      prefix += sorted[i];
+      std::int64_t expect = i + 1;
+      while (expect < n && prefix + sorted[expect] <= prefix) ++expect;
+      ASSERT_EQ(estimate::cover_count(v, prefix, scratch), std::min<std::int64_t>(expect + 1, n)) << n << " " << i;
+    }
+  }
+}
+
+TEST(EstimateUtil, PackingInRangesEqualsWholePacking) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  const int n = 150, k = 20;  // 5 panels, the last one partial
+  std::vector<float> b(n * k);
+  for (float& x : b) x = normal(rng);
+  estimate::PackedRows whole, parts;
+  whole.pack(b.data(), k, n, k);
+  parts.resize(n, k);
+  ASSERT_EQ(parts.panels(), 5);
+  parts.pack_panels(b.data(), k, 3, 5);
+  parts.pack_panels(b.data(), k, 0, 3);
+  for (std::int64_t p = 0; p < 5; ++p)
+    for (int i = 0; i < k * estimate::PackedRows::kPanel; ++i) ASSERT_EQ(parts.panel(p)[i], whole.panel(p)[i]) << p;
+  for (int c = 0; c < k; ++c) EXPECT_EQ(whole.panel(4)[c * estimate::PackedRows::kPanel + 31], 0.0f);  // padding
+}
+
+TEST(EstimateUtil, SoftmaxOfLongRowsMatchesExact) {
+  // Rows long enough for the vector path, with a wide range of exponents.
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> spread(-100.0f, 10.0f);
+  for (int n : {16, 100, 4099}) {
+    std::vector<float> x(n);
+    for (float& v : x) v = spread(rng);
+    std::vector<double> expect(n);
+    double top = -1e30, sum = 0.0;
+    for (float v : x) top = std::max(top, double(v));
+    for (int i = 0; i < n; ++i) sum += expect[i] = std::exp(double(x[i]) - top);
+    estimate::softmax(x.data(), n);
+    for (int i = 0; i < n; ++i) ASSERT_NEAR(x[i], expect[i] / sum, 1e-6 * (expect[i] / sum) + 1e-12) << n << " " << i;
+  }
+}
+
+TEST(EstimateUtil, LastQuerySumsMatchExactSoftmax) {
+  // Column and diagonal sums of the last queries' softmax rows against double precision:
+  // GQA, fewer queries than keys (a chunk of a longer prefill), a sliding window, a number
+  // of last queries that is not a multiple of the work item, and lengths that are not
+  // multiples of the vector or strip width.
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal;
+  for (auto [n_q, n_k, window, last] : {std::tuple{300, 300, 0, 128}, {200, 517, 0, 100}, {333, 333, 90, 64},
+                                        {20, 40, 0, 128}}) {
+    AttnShape s;
+    s.heads = 4;
+    s.kv_heads = 2;
+    s.n_q = n_q;
+    s.n_k = n_k;
+    s.dim = 24;
+    s.window = window;
+    std::vector<float> q(std::size_t(s.heads * n_q * s.dim)), k(std::size_t(s.kv_heads * n_k * s.dim));
+    for (float& x : q) x = 1.5f * normal(rng);
+    for (float& x : k) x = normal(rng);
+    const AttnInput in{q.data(), k.data(), k.data(), s};
+    const auto keys = estimate::pack_keys(in);
+    std::vector<float> vertical, slash;
+    estimate::last_query_sums(in, keys, last, vertical, slash);
+    ASSERT_EQ(vertical.size(), std::size_t(s.heads * n_k));
+    ASSERT_EQ(slash.size(), std::size_t(s.heads * n_k));
+    const std::int64_t rows = std::min<std::int64_t>(last, n_q);
+    for (int h = 0; h < s.heads; ++h) {
+      std::vector<double> v(n_k, 0.0), sl(n_k, 0.0), probs(n_k);
+      for (std::int64_t i = n_q - rows; i < n_q; ++i) {
+        const std::int64_t p = s.position(i), first = s.first_key(p);
+        estimate::softmax_row(in, h, in.q_row(h, i), first, p, probs);
+        for (std::int64_t key = first; key <= p; ++key) {
+          v[key] += probs[key];
+          sl[p - key] += probs[key];
+        }
+      }
+      for (std::int64_t j = 0; j < n_k; ++j) {
+        ASSERT_NEAR(vertical[h * n_k + j], v[j], 1e-5 * (1 + v[j])) << "head " << h << " key " << j;
+        ASSERT_NEAR(slash[h * n_k + j], sl[j], 1e-5 * (1 + sl[j])) << "head " << h << " offset " << j;
+      }
+    }
+  }
 }
 
 TEST(EstimateUtil, JensenShannonDistance) {
