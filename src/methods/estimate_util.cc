@@ -123,23 +123,23 @@ void PackedRows::resize(std::int64_t n, std::int64_t k) {
   data_.resize(std::size_t(panels() * k * kPanel));
 }
 
-void PackedRows::pack_panels(const float* b, std::int64_t ldb, std::int64_t first, std::int64_t end) {
+void PackedRows::pack_panel(std::int64_t p, const float* rows, std::int64_t ldb) {
   const std::int64_t k = depth_;
-  for (std::int64_t p = first; p < end; ++p) {
-    float* panel = data_.data() + p * k * kPanel;
-    const std::int64_t j0 = p * kPanel, j1 = std::min(rows_, j0 + kPanel);
-    const float* rows = b + j0 * ldb;
-    if (j1 - j0 < kPanel) {
-      std::fill(panel, panel + k * kPanel, 0.0f);  // the padding lanes
-      for (std::int64_t j = 0; j < j1 - j0; ++j)
-        for (std::int64_t c = 0; c < k; ++c) panel[c * kPanel + j] = rows[j * ldb + c];
-      continue;
-    }
-    // A full panel: channel by channel, each a contiguous store of kPanel keys (the compiler
-    // gathers the strided loads).
-    for (std::int64_t c = 0; c < k; ++c)
-      for (int j = 0; j < kPanel; ++j) panel[c * kPanel + j] = rows[j * ldb + c];
+  float* panel = data_.data() + p * k * kPanel;
+  const std::int64_t count = std::min<std::int64_t>(kPanel, rows_ - p * kPanel);
+  if (count < kPanel) {
+    std::fill(panel, panel + k * kPanel, 0.0f);  // the padding lanes
+    for (std::int64_t j = 0; j < count; ++j)
+      for (std::int64_t c = 0; c < k; ++c) panel[c * kPanel + j] = rows[j * ldb + c];
+    return;
   }
+  // A full panel: channel by channel, each a contiguous store of kPanel keys.
+  for (std::int64_t c = 0; c < k; ++c)
+    for (int j = 0; j < kPanel; ++j) panel[c * kPanel + j] = rows[j * ldb + c];
+}
+
+void PackedRows::pack_panels(const float* b, std::int64_t ldb, std::int64_t first, std::int64_t end) {
+  for (std::int64_t p = first; p < end; ++p) pack_panel(p, b + p * kPanel * ldb, ldb);
 }
 
 void PackedRows::pack(const float* b, std::int64_t ldb, std::int64_t n, std::int64_t k) {

@@ -27,6 +27,9 @@ class PackedRows {
   // concurrently). b and ldb describe the whole B.
   void resize(std::int64_t n, std::int64_t k);
   void pack_panels(const float* b, std::int64_t ldb, std::int64_t first, std::int64_t end);
+  // Panel p from its own rows: rows[j * ldb] is B row p·kPanel + j (as many rows as the
+  // panel has, fewer for a last partial one). For a B that is built panel by panel.
+  void pack_panel(std::int64_t p, const float* rows, std::int64_t ldb);
   std::int64_t panels() const { return (rows_ + kPanel - 1) / kPanel; }
   std::int64_t rows() const { return rows_; }
   std::int64_t depth() const { return depth_; }

@@ -9,8 +9,9 @@
 //  1. Cut queries and keys into tiles of `stride` S consecutive tokens. The score of query
 //     tile i against key tile j is the sum along the tile's antidiagonal,
 //     Σ_k q[iS + S−1−k] · k[jS + k], scaled by softmax_scale / S (official: 1/(√d·S), norm 1).
-//     This is one small GEMM: query tile rows are their S queries concatenated in reverse
-//     order, key tile rows are their S keys concatenated (contiguous in memory).
+//     This is one small GEMM: query tile rows are their S queries concatenated (read in
+//     place from Q), key tile rows their S keys concatenated in reverse order (packed once
+//     per KV head).
 //  2. Key tiles after the query tile are masked (tile-level causality); softmax over each
 //     query tile's row; probabilities summed into block × block (128 × 128) cells.
 //  3. Per query block row: block 0 and the diagonal block are always kept; the other blocks
@@ -28,7 +29,6 @@
 //    j·S ≤ position of its last query (the official offset is the same when aligned).
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -62,29 +62,38 @@ class XAttention final : public PrefillMethod {
     const Plan& shape = builder.shape();
     const std::int64_t q_blocks = shape.q_blocks();
 
-    // Keys padded to whole tiles, per KV head: [kv_heads][key_tiles * stride][dim]. Only
-    // copied when n_k is not a multiple of the stride.
+    // Key tiles, packed once per KV head: row j holds keys jS + S − 1, ..., jS (each `dim`
+    // floats; zeros past n_k). With the keys reversed inside a tile, a query tile is just
+    // its S consecutive query rows, read in place, and a dot product of the two sums the
+    // tile's antidiagonal.
     const std::int64_t key_tiles = (s.n_k + stride - 1) / stride;
-    std::vector<float> padded_keys;
-    const float* keys = in.k;
-    if (s.n_k % stride != 0) {
-      padded_keys.assign(std::size_t(s.kv_heads) * key_tiles * stride * dim, 0.0f);
-      for (int g = 0; g < s.kv_heads; ++g)
-        std::memcpy(padded_keys.data() + std::size_t(g) * key_tiles * stride * dim, in.k_row(g, 0),
-                    sizeof(float) * s.n_k * dim);
-      keys = padded_keys.data();
-    }
-
-    // Key tiles (rows of stride·dim floats) packed once per KV head.
-    std::vector<estimate::PackedRows> packed_tiles(s.kv_heads);
-    parallel_for(s.kv_heads, [&](std::int64_t g) {
-      packed_tiles[g].pack(keys + std::size_t(g) * key_tiles * stride * dim, std::int64_t(stride) * dim, key_tiles,
-                           std::int64_t(stride) * dim);
+    const std::int64_t tile_width = std::int64_t(stride) * dim;
+    thread_local std::vector<estimate::PackedRows> packed_storage;
+    std::vector<estimate::PackedRows>& packed_tiles = packed_storage;  // reused by the next call
+    if (packed_tiles.size() < std::size_t(s.kv_heads)) packed_tiles.resize(s.kv_heads);
+    for (int g = 0; g < s.kv_heads; ++g) packed_tiles[g].resize(key_tiles, tile_width);
+    const std::int64_t panels = packed_tiles[0].panels();
+    parallel_for(s.kv_heads * panels, [&](std::int64_t item) {
+      const int g = int(item / panels);
+      const std::int64_t p = item % panels, tile0 = p * estimate::PackedRows::kPanel;
+      const std::int64_t count = std::min<std::int64_t>(estimate::PackedRows::kPanel, key_tiles - tile0);
+      thread_local std::vector<float> rows;
+      rows.assign(std::size_t(count * tile_width), 0.0f);
+      for (std::int64_t t = 0; t < count; ++t)
+        for (int m = 0; m < stride; ++m) {
+          const std::int64_t key = (tile0 + t) * stride + stride - 1 - m;
+          if (key < s.n_k) std::copy_n(in.k_row(g, key), dim, rows.data() + t * tile_width + std::int64_t(m) * dim);
+        }
+      packed_tiles[g].pack_panel(p, rows.data(), tile_width);
     });
     // Work items are (head, group of consecutive query blocks): the score GEMM then has
-    // group · block / S query-tile rows, a multiple of the kernel's 12 rows when possible.
+    // group · block / S query-tile rows, a multiple of the kernel's 12 rows and at least 48
+    // when the sequence allows, so that each packed key panel serves several row tiles.
     const int tiles_per_block = config_.block / stride;
-    const std::int64_t group = std::min<std::int64_t>(q_blocks, 12 / std::gcd(12, tiles_per_block));
+    const std::int64_t unit = 12 / std::gcd(12, tiles_per_block);
+    const std::int64_t group =
+        std::min<std::int64_t>(q_blocks, unit * std::max<std::int64_t>(1, (48 + unit * tiles_per_block - 1) /
+                                                                                  (unit * tiles_per_block)));
     const std::int64_t groups = (q_blocks + group - 1) / group;
     // [heads * q_blocks] selected key blocks per row, filled in parallel, added in order.
     std::vector<std::vector<std::int32_t>> selected(std::size_t(s.heads * q_blocks));
@@ -116,22 +125,23 @@ class XAttention final : public PrefillMethod {
     const std::int64_t visible_tiles = shape.last_position(qb1 - 1) / stride + 1;
     const std::int64_t k_blocks = shape.k_blocks();
 
-    // [tiles][tile_width]: each query tile's queries concatenated in reverse order, so that
-    // a plain dot product with a key tile sums the antidiagonal.
-    thread_local std::vector<float> query_tiles, scores;
-    query_tiles.assign(std::size_t(tiles * tile_width), 0.0f);
-    for (std::int64_t t = 0; t < tiles; ++t)
-      for (int k = 0; k < stride; ++k) {
-        const std::int64_t query = (first_tile + t) * stride + stride - 1 - k;
-        if (query < s.n_q)
-          std::memcpy(query_tiles.data() + t * tile_width + std::int64_t(k) * dim, in.q_row(head, query),
-                      sizeof(float) * dim);
-      }
-    // [tiles][visible_tiles] antidiagonal scores (up to the group's last tile), then each
-    // tile row's probabilities over the key tiles it sees.
+    // [tiles][visible_tiles] antidiagonal scores (up to the group's last tile): query tile t
+    // is the S query rows from (first_tile + t)·S on, contiguous in Q. A last tile that runs
+    // past the queries is copied, zero-padded.
+    thread_local std::vector<float> scores, last_tile;
     scores.resize(std::size_t(tiles * visible_tiles));
-    estimate::scores_packed(query_tiles.data(), tile_width, tiles, key_tiles, 0, visible_tiles, scores.data(),
-                            visible_tiles, s.softmax_scale() / float(stride));
+    const float scale = s.softmax_scale() / float(stride);
+    const std::int64_t whole_tiles = std::min(tiles, s.n_q / stride - first_tile);
+    estimate::scores_packed(in.q_row(head, first_tile * stride), tile_width, whole_tiles, key_tiles, 0, visible_tiles,
+                            scores.data(), visible_tiles, scale);
+    if (whole_tiles < tiles) {
+      const std::int64_t first_query = (first_tile + whole_tiles) * stride;
+      last_tile.assign(std::size_t(tile_width), 0.0f);
+      std::copy_n(in.q_row(head, first_query), (s.n_q - first_query) * dim, last_tile.data());
+      estimate::scores_packed(last_tile.data(), tile_width, 1, key_tiles, 0, visible_tiles,
+                              scores.data() + whole_tiles * visible_tiles, visible_tiles, scale);
+    }
+    // Each tile row's probabilities over the key tiles it sees, summed into key blocks.
     std::vector<float> block_mass(k_blocks);
     std::vector<std::int32_t> order;
     for (std::int64_t qb = qb0; qb < qb1; ++qb) {
@@ -140,10 +150,14 @@ class XAttention final : public PrefillMethod {
       for (std::int64_t t = (qb - qb0) * tiles_per_block; t < t_end; ++t) {
         float* row = scores.data() + t * visible_tiles;
         const std::int64_t last_query = std::min(s.n_q - 1, (first_tile + t) * stride + stride - 1);
-        const std::int64_t last_visible = s.position(last_query) / stride;
-        std::fill(row + last_visible + 1, row + visible_tiles, -std::numeric_limits<float>::infinity());
-        estimate::softmax(row, visible_tiles);
-        for (std::int64_t j = 0; j <= last_visible; ++j) block_mass[j / tiles_per_block] += row[j];
+        const std::int64_t seen = s.position(last_query) / stride + 1;  // key tiles this row sees
+        estimate::softmax(row, seen);
+        for (std::int64_t kb = 0, j = 0; j < seen; ++kb) {
+          const std::int64_t j_end = std::min(seen, j + tiles_per_block);
+          float mass = 0.0f;
+          for (; j < j_end; ++j) mass += row[j];
+          block_mass[kb] += mass;
+        }
       }
 
       // Forced blocks: 0 and the diagonal ones; the rest by descending mass up to tau.

@@ -3,6 +3,11 @@
 // when it keeps (almost) all the mass.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+#include <vector>
+
 #include "core/error.h"
 #include "planted_input.h"
 
@@ -71,6 +76,86 @@ TEST(XAttention, OutputMatchesDenseWhenRecallIsFull) {
   Plan plan = testing::build("xattention", p);
   ASSERT_GT(testing::recall(p, plan, 4).min, 0.999);
   EXPECT_LT(testing::output_error(p, plan), 1e-2);
+}
+
+// The selection of §2.1–2.2 computed naively in double precision: for each query tile i and
+// key tile j it sees, Σ_m q[iS + m] · k[jS + S − 1 − m] · scale / S (rows past the end count
+// as zero), softmax over the key tiles, probabilities summed into key blocks per query block,
+// then block 0 and the diagonal blocks plus the heaviest others until tau of the mass is kept.
+std::vector<std::vector<bool>> reference_selection(const testing::PlantedInput& p, int stride, double tau) {
+  const AttnShape& s = p.shape;
+  const int block = 128, dim = s.dim, tiles_per_block = block / stride;
+  const std::int64_t q_blocks = (s.n_q + block - 1) / block, k_blocks = (s.n_k + block - 1) / block;
+  const std::int64_t q_tiles = (s.n_q + stride - 1) / stride;
+  auto q_at = [&](int h, std::int64_t i, int c) { return i < s.n_q ? double(p.q[(h * s.n_q + i) * dim + c]) : 0.0; };
+  auto k_at = [&](int g, std::int64_t j, int c) { return j < s.n_k ? double(p.k[(g * s.n_k + j) * dim + c]) : 0.0; };
+  std::vector<std::vector<bool>> kept(std::size_t(s.heads * q_blocks), std::vector<bool>(k_blocks, false));
+  for (int h = 0; h < s.heads; ++h) {
+    const int g = s.kv_head_of(h);
+    std::vector<std::vector<double>> mass(q_blocks, std::vector<double>(k_blocks, 0.0));
+    for (std::int64_t i = 0; i < q_tiles; ++i) {
+      const std::int64_t last_query = std::min(s.n_q - 1, i * stride + stride - 1);
+      const std::int64_t seen = s.position(last_query) / stride + 1;
+      std::vector<double> score(seen);
+      double top = -1e300;
+      for (std::int64_t j = 0; j < seen; ++j) {
+        double sum = 0.0;
+        for (int m = 0; m < stride; ++m)
+          for (int c = 0; c < dim; ++c) sum += q_at(h, i * stride + m, c) * k_at(g, j * stride + stride - 1 - m, c);
+        score[j] = sum * s.softmax_scale() / stride;
+        top = std::max(top, score[j]);
+      }
+      double total = 0.0;
+      for (double& x : score) total += x = std::exp(x - top);
+      for (std::int64_t j = 0; j < seen; ++j) mass[i / tiles_per_block][j / tiles_per_block] += score[j] / total;
+    }
+    for (std::int64_t qb = 0; qb < q_blocks; ++qb) {
+      std::vector<bool>& row = kept[h * q_blocks + qb];
+      const std::int64_t first = s.position(qb * block) / block;
+      const std::int64_t last = s.position(std::min(s.n_q - 1, qb * block + block - 1)) / block;
+      double total = 0.0, sum = 0.0;
+      for (double m : mass[qb]) total += m;
+      row[0] = true;
+      for (std::int64_t kb = first; kb <= last; ++kb) row[kb] = true;
+      std::vector<std::int64_t> others;
+      for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
+        if (row[kb]) sum += mass[qb][kb];
+        else others.push_back(kb);
+      }
+      std::stable_sort(others.begin(), others.end(),
+                       [&](std::int64_t a, std::int64_t b) { return mass[qb][a] > mass[qb][b]; });
+      for (std::int64_t kb : others) {
+        if (sum >= tau * total || mass[qb][kb] == 0.0) break;
+        row[kb] = true;
+        sum += mass[qb][kb];
+      }
+    }
+  }
+  return kept;
+}
+
+TEST(XAttention, MatchesNaiveAntidiagonalSelection) {
+  // Weakly planted inputs, so that the scores decide which blocks pass tau; lengths and
+  // chunks that leave partial tiles and blocks.
+  for (auto [stride, n, n_q, tau] : {std::tuple{8, 1003, 1003, 0.7}, {16, 1024, 300, 0.6}, {4, 517, 517, 0.5},
+                                     {16, 900, 900, 0.8}}) {
+    auto p = testing::make_planted(Pattern::TwoPhase, 3, 1, n, 20 + stride, 3.0f, n_q);
+    const Plan plan = testing::build(fmt::format("xattention:stride={},tau={}", stride, tau), p);
+    const auto expect = reference_selection(p, stride, tau);
+    const std::int64_t q_blocks = plan.q_blocks();
+    int selected = 0, total = 0;
+    for (int h = 0; h < p.shape.heads; ++h)
+      for (std::int64_t qb = 0; qb < q_blocks; ++qb) {
+        const std::int64_t last_query = std::min(p.shape.n_q - 1, qb * 128 + 127);
+        for (std::int64_t kb = 0; kb <= p.shape.position(last_query) / 128; ++kb) {
+          ASSERT_EQ(plan.selects(h, last_query, kb * 128), bool(expect[h * q_blocks + qb][kb]))
+              << "stride " << stride << " head " << h << " query block " << qb << " key block " << kb;
+          selected += expect[h * q_blocks + qb][kb];
+          ++total;
+        }
+      }
+    EXPECT_LT(selected, total) << "the reference should drop some blocks on this input (stride " << stride << ")";
+  }
 }
 
 TEST(XAttention, RejectsStrideThatDoesNotDivideBlock) {
