@@ -25,6 +25,7 @@
 #include "core/npy.h"
 #include "core/parallel.h"
 #include "core/timer.h"
+#include "methods/estimate_util.h"
 #include "methods/registry.h"
 
 namespace ls::cli {
@@ -194,6 +195,7 @@ void run_qkv_bench(const QkvBenchOptions& o) {
     r["attn_speedup"] = dense_ms / attn;
     r["threads"] = o.threads;
     r["repeat"] = o.repeat;
+    r["estimate_precision"] = estimate::score_precision();
   }
 
   if (failed) exit_status() = 1;
@@ -202,9 +204,9 @@ void run_qkv_bench(const QkvBenchOptions& o) {
     return;
   }
   std::printf("longsparse bench attention --qkv %s   (layer %d, n=%lld, heads=%d, kv_heads=%d, dim=%d; %d threads; "
-              "median of %d)\n",
+              "median of %d; estimate scores in %s)\n",
               o.dir.c_str(), capture.layer, (long long)shape.n_k, shape.heads, shape.kv_heads, shape.dim, o.threads,
-              o.repeat);
+              o.repeat, estimate::score_precision());
   int width = 4;
   for (const auto& r : results) width = std::max(width, int(r["plan"].get<std::string>().size()));
   std::printf("%-*s %8s %8s %9s %11s %9s %9s %8s\n", width, "plan", "density", "recall", "rel_err", "estimate ms",

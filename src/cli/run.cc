@@ -16,6 +16,7 @@
 #include "core/memory.h"
 #include "core/parallel.h"
 #include "core/timer.h"
+#include "methods/estimate_util.h"
 #include "model/chat.h"
 #include "model/generate.h"
 #include "model/gguf.h"
@@ -129,6 +130,7 @@ void run(const RunOptions& o) {
         {"kv_bytes", cache.bytes_used()},
         {"prefill_method", sparse ? sparse->policy().describe() : "dense"},
         {"prefill_estimate_ms", sparse ? sparse->estimate_ms() : 0.0},
+        {"prefill_estimate_precision", estimate::score_precision()},
         {"prefill_mean_density", sparse ? sparse->mean_density() : 1.0},
         {"threads", num_threads()},
         {"peak_rss_bytes", peak_rss_bytes()},
@@ -153,9 +155,11 @@ void run(const RunOptions& o) {
                static_cast<long long>(cache.size()), static_cast<long long>(cache.bytes_per_token()),
                peak_rss_bytes() / 1e6);
   if (sparse)
-    std::fprintf(stderr, "sparse prefill %s: estimate %.1f ms, attention %.1f ms, mean plan density %.3f over %d layers\n",
-                 sparse->policy().describe().c_str(), sparse->estimate_ms(), sparse->attention_ms(),
-                 sparse->mean_density(), sparse->planned_layers());
+    std::fprintf(stderr,
+                 "sparse prefill %s: estimate %.1f ms (scores in %s), attention %.1f ms, mean plan density %.3f over %d "
+                 "layers\n",
+                 sparse->policy().describe().c_str(), sparse->estimate_ms(), estimate::score_precision(),
+                 sparse->attention_ms(), sparse->mean_density(), sparse->planned_layers());
 }
 
 void setup_run(CLI::App& app) {

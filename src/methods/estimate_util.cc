@@ -6,10 +6,19 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <string_view>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__linux__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define LS_HAVE_AMX 1
+#endif
+#include <atomic>
+#include <cstdlib>
 
 #include "core/parallel.h"
 
@@ -120,13 +129,72 @@ inline Vec16 exp2_16(Vec16 t) {
 void PackedRows::resize(std::int64_t n, std::int64_t k) {
   rows_ = n;
   depth_ = k;
-  data_.resize(std::size_t(panels() * k * kPanel));
+  bf16_ = bf16_scores();
+  if (bf16_)
+    bf16_data_.resize(std::size_t(panels() * 2 * slabs() * 512));
+  else
+    data_.resize(std::size_t(panels() * k * kPanel));
 }
+
+bool amx_available() {
+  static const bool available = [] {
+#if defined(LS_HAVE_AMX)
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+    if (!(edx & (1u << 22)) || !(edx & (1u << 24))) return false;  // AMX-BF16, AMX-TILE
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;  // Linux: ask for the tile state
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+    return false;
+#endif
+  }();
+  return available;
+}
+
+namespace {
+std::atomic<bool> g_bf16_scores{[] {
+  const char* fp32 = std::getenv("LONGSPARSE_ESTIMATE_FP32");
+  return !(fp32 && *fp32 && std::string_view(fp32) != "0");
+}()};
+
+// fp32 to bf16 bits, rounding to nearest even (inputs are finite).
+inline std::uint16_t to_bf16(float x) {
+  const std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
+  return std::uint16_t((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+}  // namespace
+
+bool set_bf16_scores(bool on) { return g_bf16_scores.exchange(on); }
+bool bf16_scores() { return g_bf16_scores && amx_available(); }
+const char* score_precision() { return bf16_scores() ? "amx-bf16" : "fp32"; }
 
 void PackedRows::pack_panel(std::int64_t p, const float* rows, std::int64_t ldb) {
   const std::int64_t k = depth_;
-  float* panel = data_.data() + p * k * kPanel;
   const std::int64_t count = std::min<std::int64_t>(kPanel, rows_ - p * kPanel);
+  if (bf16_) {
+    // The panel's rows in bf16, row-major with the depth padded to whole slabs; then each
+    // tile is a 16 × 16 transpose of channel pairs (32 bits): tile element (pair r, row j) =
+    // the pair of B[row 16h + j][channels 32s + 2r, 32s + 2r + 1].
+    const std::int64_t width = slabs() * 32;
+    thread_local std::vector<std::uint16_t> bits;
+    bits.assign(std::size_t(kPanel * width), 0);
+    for (std::int64_t j = 0; j < count; ++j) {
+      const float* row = rows + j * ldb;
+      std::uint16_t* dst = bits.data() + j * width;
+      for (std::int64_t ch = 0; ch < k; ++ch) dst[ch] = to_bf16(row[ch]);
+    }
+    const std::uint32_t* pairs = reinterpret_cast<const std::uint32_t*>(bits.data());  // [kPanel][width / 2]
+    const std::int64_t pair_stride = width / 2;
+    for (int half = 0; half < 2; ++half)
+      for (std::int64_t slab = 0; slab < slabs(); ++slab) {
+        std::uint32_t* t = reinterpret_cast<std::uint32_t*>(bf16_data_.data() + ((p * 2 + half) * slabs() + slab) * 512);
+        const std::uint32_t* src = pairs + 16 * half * pair_stride + slab * 16;
+        for (int r = 0; r < 16; ++r)
+          for (int j = 0; j < 16; ++j) t[r * 16 + j] = src[j * pair_stride + r];
+      }
+    return;
+  }
+  float* panel = data_.data() + p * k * kPanel;
   if (count < kPanel) {
     std::fill(panel, panel + k * kPanel, 0.0f);  // the padding lanes
     for (std::int64_t j = 0; j < count; ++j)
@@ -160,8 +228,98 @@ void PackedRows::pack(const float* b, std::int64_t ldb, std::int64_t n, std::int
   pack_panels(b, ldb, 0, panels());
 }
 
+namespace {
+
+#if defined(LS_HAVE_AMX)
+// The AMX path of scores_packed: A·scale rounded to bf16, in steps of 32 rows (two 16-row A
+// tiles) against each panel's two 16-row B halves, four 16 × 16 fp32 accumulator tiles, and a
+// last step of 16 rows.
+void scores_amx(const float* a, std::int64_t lda, std::int64_t m, const PackedRows& b, std::int64_t col_first,
+                std::int64_t col_end, float* c, std::int64_t ldc, float scale) {
+  struct alignas(64) TileConfig {
+    std::uint8_t palette = 1, start_row = 0, reserved[14] = {};
+    std::uint16_t colsb[16] = {};
+    std::uint8_t rows[16] = {};
+  } config;
+  for (int t = 0; t < 8; ++t) {  // 0-3: C (16 × 16 fp32), 4-5: A (16 × 32 bf16), 6-7: B (16 pairs × 16 × 2)
+    config.rows[t] = 16;
+    config.colsb[t] = 64;
+  }
+  _tile_loadconfig(&config);
+  const std::int64_t k = b.depth(), slabs = b.slabs(), width = slabs * 32;
+  const std::int64_t padded_m = (m + 15) / 16 * 16;
+  thread_local std::vector<std::uint16_t> a16;
+  a16.assign(std::size_t(padded_m * width), 0);
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t ch = 0; ch < k; ++ch) a16[i * width + ch] = to_bf16(a[i * lda + ch] * scale);
+  alignas(64) float out[4][16 * 16];
+  const std::int64_t a_stride = width * 2;  // bytes
+  for (std::int64_t p = col_first / PackedRows::kPanel; p * PackedRows::kPanel < col_end; ++p) {
+    const std::int64_t j_base = p * PackedRows::kPanel;
+    const std::int64_t j0 = std::max(col_first, j_base), j1 = std::min(col_end, j_base + PackedRows::kPanel);
+    const bool whole_columns = j0 == j_base && j1 == j_base + PackedRows::kPanel;
+    for (std::int64_t i0 = 0; i0 < m;) {
+      // 32 rows (two A tiles, four C tiles) while they last, then 16 (one A tile, two C tiles).
+      const bool two = m - i0 >= 32;
+      const std::int64_t step = two ? 32 : 16;
+      _tile_zero(0);
+      _tile_zero(1);
+      if (two) {
+        _tile_zero(2);
+        _tile_zero(3);
+      }
+      for (std::int64_t s = 0; s < slabs; ++s) {
+        _tile_loadd(4, a16.data() + i0 * width + s * 32, a_stride);
+        _tile_loadd(6, b.tile(p, 0, s), 64);
+        _tile_loadd(7, b.tile(p, 1, s), 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        if (two) {
+          _tile_loadd(5, a16.data() + (i0 + 16) * width + s * 32, a_stride);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+      }
+      const std::int64_t rows = std::min(step, m - i0);
+      if (whole_columns && rows == step) {  // straight into c
+        float* dst = c + i0 * ldc + (j_base - col_first);
+        _tile_stored(0, dst, ldc * 4);
+        _tile_stored(1, dst + 16, ldc * 4);
+        if (two) {
+          _tile_stored(2, dst + 16 * ldc, ldc * 4);
+          _tile_stored(3, dst + 16 * ldc + 16, ldc * 4);
+        }
+      } else {  // a last partial row tile or a partial panel: through `out`
+        _tile_stored(0, out[0], 64);
+        _tile_stored(1, out[1], 64);
+        if (two) {
+          _tile_stored(2, out[2], 64);
+          _tile_stored(3, out[3], 64);
+        }
+        for (std::int64_t r = 0; r < rows; ++r) {
+          float row[32];
+          std::copy_n(out[(r / 16) * 2] + (r % 16) * 16, 16, row);
+          std::copy_n(out[(r / 16) * 2 + 1] + (r % 16) * 16, 16, row + 16);
+          std::copy(row + (j0 - j_base), row + (j1 - j_base), c + (i0 + r) * ldc + (j0 - col_first));
+        }
+      }
+      i0 += step;
+    }
+  }
+  _tile_release();
+}
+#endif
+
+}  // namespace
+
 void scores_packed(const float* a, std::int64_t lda, std::int64_t m, const PackedRows& b, std::int64_t col_first,
                    std::int64_t col_end, float* c, std::int64_t ldc, float scale) {
+  if (b.is_bf16()) {
+#if defined(LS_HAVE_AMX)
+    scores_amx(a, lda, m, b, col_first, col_end, c, ldc, scale);
+    return;
+#endif
+  }
   alignas(64) float tile[kRows * kPanel];
   const std::int64_t k = b.depth();
   for (std::int64_t p = col_first / kPanel; p * kPanel < col_end; ++p) {

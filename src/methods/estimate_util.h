@@ -14,10 +14,36 @@
 
 namespace ls::estimate {
 
-// Rows of a matrix B [n][k] repacked for score GEMMs: panels of kPanel consecutive rows,
-// each stored channel-major [k][kPanel] and zero-padded, so the kernel reads one vector of
-// kPanel keys per channel and broadcasts the query channel. Pack once per KV head and reuse
-// it for every query head and block that reads those keys.
+// Score GEMMs in bfloat16 with fp32 accumulation on AMX (Intel Advanced Matrix Extensions),
+// where the CPU has it and the OS grants it: an estimate ranks attention mass and does not
+// need fp32 products (the official implementations compute their estimates in bf16 on the
+// GPU), and AMX does ~14x the multiply-adds of AVX-512 fp32 per cycle. Otherwise, or with
+// LONGSPARSE_ESTIMATE_FP32=1 in the environment, or after set_bf16_scores(false), fp32 on
+// AVX-512. The attention itself is always fp32.
+bool amx_available();
+bool set_bf16_scores(bool on);  // on (the default): AMX bf16 where available; returns the previous setting
+bool bf16_scores();             // whether PackedRows packed now take the AMX bf16 path
+const char* score_precision();  // "amx-bf16" or "fp32", for reports
+
+// Sets the score precision for its lifetime (for instance fp32 around a build_plan whose
+// inputs need fp32 products), then restores the previous setting.
+class ScopedScorePrecision {
+ public:
+  explicit ScopedScorePrecision(bool bf16) : previous_(set_bf16_scores(bf16)) {}
+  ~ScopedScorePrecision() { set_bf16_scores(previous_); }
+  ScopedScorePrecision(const ScopedScorePrecision&) = delete;
+  ScopedScorePrecision& operator=(const ScopedScorePrecision&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Rows of a matrix B [n][k] repacked for score GEMMs, in panels of kPanel consecutive rows,
+// zero-padded. fp32: each panel channel-major [k][kPanel], so the kernel reads one vector of
+// kPanel keys per channel and broadcasts the query channel. AMX bf16 (chosen by
+// bf16_scores() when the storage is sized): each panel two 16-row halves, each in slabs of
+// 32 channels laid out as AMX B tiles ([16 channel pairs][16 rows][2]). Pack once per KV head
+// and reuse it for every query head and block that reads those keys.
 class PackedRows {
  public:
   static constexpr int kPanel = 32;
@@ -33,16 +59,25 @@ class PackedRows {
   std::int64_t panels() const { return (rows_ + kPanel - 1) / kPanel; }
   std::int64_t rows() const { return rows_; }
   std::int64_t depth() const { return depth_; }
+  bool is_bf16() const { return bf16_; }
   const float* panel(std::int64_t p) const { return data_.data() + p * depth_ * kPanel; }
+  // bf16 layout: panel p, half h (rows 16h..16h+15), slab s: a 16 × 32 tile of bf16 bits.
+  std::int64_t slabs() const { return (depth_ + 31) / 32; }
+  const std::uint16_t* tile(std::int64_t p, int half, std::int64_t s) const {
+    return bf16_data_.data() + ((p * 2 + half) * slabs() + s) * 512;
+  }
 
  private:
-  std::vector<float> data_;  // [ceil(rows / kPanel)][depth][kPanel]
+  std::vector<float> data_;  // fp32: [ceil(rows / kPanel)][depth][kPanel]
+  std::vector<std::uint16_t> bf16_data_;  // bf16: [panels][2][slabs][16][32]
   std::int64_t rows_ = 0, depth_ = 0;
+  bool bf16_ = false;
 };
 
 // c[i * ldc + (j - col_first)] = scale * dot(a row i, b row j) for i < m and
 // col_first <= j < col_end; a rows have b.depth() floats. Single-threaded (safe inside
-// ls::parallel_for); vectorised by the compiler with -march=native.
+// ls::parallel_for). In b's precision: fp32, or with a bf16 b, a·scale rounded to bf16 and
+// products summed in fp32 on AMX.
 void scores_packed(const float* a, std::int64_t lda, std::int64_t m, const PackedRows& b, std::int64_t col_first,
                    std::int64_t col_end, float* c, std::int64_t ldc, float scale);
 

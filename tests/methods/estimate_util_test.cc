@@ -15,15 +15,22 @@
 namespace ls {
 namespace {
 
-TEST(EstimateUtil, PackedScoresMatchNaiveDotProducts) {
+// scores_packed and scores_abt against double-precision dot products, in fp32 (tight) and,
+// where the CPU has AMX, in bf16: both operands rounded to bf16 (relative error <= 2^-9 each),
+// so each product is off by at most ~2^-8 of |a_i·b_i|.
+void check_packed_scores(bool bf16) {
+  estimate::ScopedScorePrecision precision(bf16);
+  ASSERT_EQ(estimate::bf16_scores(), bf16);
   std::mt19937 rng(1);
   std::normal_distribution<float> normal;
-  for (auto [m, n, k] : {std::tuple{1, 1, 1}, {7, 45, 64}, {13, 70, 17}, {6, 32, 512}, {29, 70, 64}}) {
+  for (auto [m, n, k] : {std::tuple{1, 1, 1}, {7, 45, 64}, {13, 70, 17}, {6, 32, 512}, {29, 70, 64}, {16, 64, 64},
+                         {48, 100, 64}, {33, 96, 1024}}) {
     std::vector<float> a(m * k), b(n * k);
     for (float& x : a) x = normal(rng);
     for (float& x : b) x = normal(rng);
     estimate::PackedRows packed;
     packed.pack(b.data(), k, n, k);
+    ASSERT_EQ(packed.is_bf16(), bf16);
     // A column window that starts and ends inside panels.
     const std::int64_t first = n > 3 ? 3 : 0, end = n > 40 ? n - 2 : n;
     std::vector<float> c(m * (end - first), -1.0f), full(m * n);
@@ -31,14 +38,36 @@ TEST(EstimateUtil, PackedScoresMatchNaiveDotProducts) {
     estimate::scores_abt(a.data(), k, b.data(), k, full.data(), n, m, n, k, 0.5f);
     for (int i = 0; i < m; ++i)
       for (std::int64_t j = 0; j < n; ++j) {
-        double dot = 0.0;
-        for (int c2 = 0; c2 < k; ++c2) dot += double(a[i * k + c2]) * b[j * k + c2];
-        EXPECT_NEAR(full[i * n + j], 0.5 * dot, 1e-4 * (1 + std::abs(dot))) << m << "x" << n << "x" << k;
+        double dot = 0.0, magnitude = 0.0;
+        for (int c2 = 0; c2 < k; ++c2) {
+          dot += double(a[i * k + c2]) * b[j * k + c2];
+          magnitude += std::abs(double(a[i * k + c2]) * b[j * k + c2]);
+        }
+        const double tolerance = bf16 ? 0.5 * magnitude / 128 + 1e-6 : 1e-4 * (1 + std::abs(dot));
+        ASSERT_NEAR(full[i * n + j], 0.5 * dot, tolerance) << m << "x" << n << "x" << k << " at " << i << "," << j;
         if (j >= first && j < end) {
-          EXPECT_NEAR(c[i * (end - first) + j - first], 0.5 * dot, 1e-4 * (1 + std::abs(dot)));
+          ASSERT_NEAR(c[i * (end - first) + j - first], 0.5 * dot, tolerance) << m << "x" << n << "x" << k;
         }
       }
   }
+}
+
+TEST(EstimateUtil, PackedScoresMatchNaiveDotProducts) { check_packed_scores(false); }
+
+TEST(EstimateUtil, PackedScoresInBf16OnAmx) {
+  if (!estimate::amx_available()) GTEST_SKIP() << "no AMX on this CPU (or the OS does not grant it)";
+  check_packed_scores(true);
+}
+
+TEST(EstimateUtil, Fp32ScoresCanBeForced) {
+  estimate::ScopedScorePrecision precision(false);
+  EXPECT_FALSE(estimate::bf16_scores());
+  EXPECT_STREQ(estimate::score_precision(), "fp32");
+  {
+    estimate::ScopedScorePrecision inner(true);
+    EXPECT_EQ(estimate::bf16_scores(), estimate::amx_available());
+  }
+  EXPECT_FALSE(estimate::bf16_scores());
 }
 
 TEST(EstimateUtil, SoftmaxMatchesExactAndHandlesMaskedEntries) {
@@ -143,6 +172,7 @@ TEST(EstimateUtil, PackingInRangesEqualsWholePacking) {
   const int n = 150, k = 20;  // 5 panels, the last one partial
   std::vector<float> b(n * k);
   for (float& x : b) x = normal(rng);
+  estimate::ScopedScorePrecision precision(false);  // compares the fp32 layout
   estimate::PackedRows whole, parts;
   whole.pack(b.data(), k, n, k);
   parts.resize(n, k);
@@ -170,7 +200,8 @@ TEST(EstimateUtil, SoftmaxOfLongRowsMatchesExact) {
   }
 }
 
-TEST(EstimateUtil, LastQuerySumsMatchExactSoftmax) {
+void check_last_query_sums(bool bf16) {
+  estimate::ScopedScorePrecision precision(bf16);
   // Column and diagonal sums of the last queries' softmax rows against double precision:
   // GQA, fewer queries than keys (a chunk of a longer prefill), a sliding window, a number
   // of last queries that is not a multiple of the work item, and lengths that are not
@@ -207,11 +238,20 @@ TEST(EstimateUtil, LastQuerySumsMatchExactSoftmax) {
         }
       }
       for (std::int64_t j = 0; j < n_k; ++j) {
-        ASSERT_NEAR(vertical[h * n_k + j], v[j], 1e-5 * (1 + v[j])) << "head " << h << " key " << j;
-        ASSERT_NEAR(slash[h * n_k + j], sl[j], 1e-5 * (1 + sl[j])) << "head " << h << " offset " << j;
+        // bf16: logits off by up to ~0.03 here (|q|·|k| / √d ≈ 6), so probabilities by ~3%.
+        const double relative = bf16 ? 0.05 : 1e-5, absolute = bf16 ? 1e-3 : 1e-5;
+        ASSERT_NEAR(vertical[h * n_k + j], v[j], relative * v[j] + absolute) << "head " << h << " key " << j;
+        ASSERT_NEAR(slash[h * n_k + j], sl[j], relative * sl[j] + absolute) << "head " << h << " offset " << j;
       }
     }
   }
+}
+
+TEST(EstimateUtil, LastQuerySumsMatchExactSoftmax) { check_last_query_sums(false); }
+
+TEST(EstimateUtil, LastQuerySumsInBf16OnAmx) {
+  if (!estimate::amx_available()) GTEST_SKIP() << "no AMX on this CPU (or the OS does not grant it)";
+  check_last_query_sums(true);
 }
 
 TEST(EstimateUtil, JensenShannonDistance) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "methods/estimate_util.h"
 #include "planted_input.h"
 
 namespace ls {
@@ -134,9 +135,11 @@ std::vector<std::vector<bool>> reference_selection(const testing::PlantedInput& 
   return kept;
 }
 
-TEST(XAttention, MatchesNaiveAntidiagonalSelection) {
-  // Weakly planted inputs, so that the scores decide which blocks pass tau; lengths and
-  // chunks that leave partial tiles and blocks.
+// Weakly planted inputs, so that the scores decide which blocks pass tau; lengths and chunks
+// that leave partial tiles and blocks. In fp32 and, where the CPU has AMX, with bf16 scores:
+// on these inputs rounding to bf16 changes no block's side of the threshold.
+void check_against_reference(bool bf16) {
+  estimate::ScopedScorePrecision precision(bf16);
   for (auto [stride, n, n_q, tau] : {std::tuple{8, 1003, 1003, 0.7}, {16, 1024, 300, 0.6}, {4, 517, 517, 0.5},
                                      {16, 900, 900, 0.8}}) {
     auto p = testing::make_planted(Pattern::TwoPhase, 3, 1, n, 20 + stride, 3.0f, n_q);
@@ -156,6 +159,13 @@ TEST(XAttention, MatchesNaiveAntidiagonalSelection) {
       }
     EXPECT_LT(selected, total) << "the reference should drop some blocks on this input (stride " << stride << ")";
   }
+}
+
+TEST(XAttention, MatchesNaiveAntidiagonalSelection) { check_against_reference(false); }
+
+TEST(XAttention, MatchesNaiveAntidiagonalSelectionWithBf16Scores) {
+  if (!estimate::amx_available()) GTEST_SKIP() << "no AMX on this CPU (or the OS does not grant it)";
+  check_against_reference(true);
 }
 
 TEST(XAttention, RejectsStrideThatDoesNotDivideBlock) {
