@@ -151,9 +151,7 @@ class Anchor final : public PrefillMethod {
       for (std::int64_t r = 0; r < queries; ++r) {
         const float* row = scores.data() + r * width;
         const std::int64_t visible_local = s.position(first_query + r) - start + 1;  // causal
-        float anchor = -std::numeric_limits<float>::infinity();
-        for (std::int64_t j = 0; j < sink + visible_local; ++j) anchor = std::max(anchor, row[j]);
-        anchor_sum += anchor;
+        anchor_sum += estimate::max_of(row, sink + visible_local);
         const float* q = in.q_row(head, first_query + r);
         for (int c = 0; c < dim; ++c) pooled_q[b * dim + c] += q[c];
       }

@@ -376,24 +376,29 @@ void pool_rows(const float* x, std::int64_t rows, int dim, int block, Pool pool,
   }
 }
 
-namespace {
-
-// x[i] = exp(x[i] − max x) in place; returns 1 / Σ, or 0 (and all zeros) for a row that is
-// entirely −infinity. softmax() without its final scaling pass.
-float exp_shifted(float* x, std::int64_t n) {
-  // The maximum in four independent vectors: one would wait on vmaxps' latency every 16 floats.
+float max_of(const float* x, std::int64_t n) {
+  // Four independent vectors: one would wait on vmaxps' latency every 16 floats.
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   Vec16 tops[4] = {Vec16{} + kNegInf, Vec16{} + kNegInf, Vec16{} + kNegInf, Vec16{} + kNegInf};
-  std::int64_t m = 0;
-  for (; m + 4 * kLanes <= n; m += 4 * kLanes)
+  std::int64_t i = 0;
+  for (; i + 4 * kLanes <= n; i += 4 * kLanes)
     for (int a = 0; a < 4; ++a) {
-      const Vec16 v = *reinterpret_cast<const Vec16*>(x + m + a * kLanes);
+      const Vec16 v = *reinterpret_cast<const Vec16*>(x + i + a * kLanes);
       tops[a] = tops[a] > v ? tops[a] : v;
     }
   float top = kNegInf;
   for (int a = 0; a < 4; ++a)
     for (int l = 0; l < kLanes; ++l) top = top > tops[a][l] ? top : tops[a][l];
-  for (; m < n; ++m) top = top > x[m] ? top : x[m];
+  for (; i < n; ++i) top = top > x[i] ? top : x[i];
+  return top;
+}
+
+namespace {
+
+// x[i] = exp(x[i] − max x) in place; returns 1 / Σ, or 0 (and all zeros) for a row that is
+// entirely −infinity. softmax() without its final scaling pass.
+float exp_shifted(float* x, std::int64_t n) {
+  const float top = max_of(x, n);
   if (!std::isfinite(top)) {
     std::fill(x, x + n, 0.0f);
     return 0.0f;

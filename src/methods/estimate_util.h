@@ -91,6 +91,9 @@ enum class Pool { Mean, Max, Min };
 // reduced channel-wise; a last partial block is reduced over the rows it has.
 void pool_rows(const float* x, std::int64_t rows, int dim, int block, Pool pool, float* out);
 
+// The largest of x[0..n) (vectorised); -infinity for n = 0.
+float max_of(const float* x, std::int64_t n);
+
 // In-place softmax of x[0..n) (vectorised exp); entries equal to -infinity get probability
 // 0. A row that is entirely -infinity becomes all zeros.
 void softmax(float* x, std::int64_t n);
