@@ -109,8 +109,10 @@ for r in rows:
           f"{r['estimate_ms']:.1f} | {r['attn_ms']:.1f} | {r['dense_ms']:.1f} | {r['speedup']:.2f}x | "
           f"{100 * r['estimate_fraction']:.0f}% |")
 print()
-print(f"tokens {rows[0]['tokens']}, threads {rows[0]['threads']}, median of {rows[0]['repeat']}; "
-      "speed-up = dense ms / (estimate ms + attention ms); recall and rel_err on sampled query rows of every head.")
+precisions = sorted({r.get("estimate_precision", "fp32") for r in rows if "error" not in r})
+print(f"tokens {rows[0]['tokens']}, threads {rows[0]['threads']}, median of {rows[0]['repeat']}, estimate scores in "
+      f"{' and '.join(precisions)}; speed-up = dense ms / (estimate ms + attention ms); recall and rel_err on sampled "
+      "query rows of every head.")
 goal = {}
 for r in rows:
     if "error" in r:
