@@ -92,8 +92,9 @@ Plan PlanBuilder::finish() {
     Row& row = rows_[r];
     std::int64_t last_block = plan.last_position(q_block_of_row(r)) / plan.block_k;
     auto& ranges = row.ranges;
-    std::sort(ranges.begin(), ranges.end(),
-              [](const BlockRange& a, const BlockRange& b) { return a.begin < b.begin; });
+    // Methods mostly add in order; checking first makes those rows linear.
+    const auto by_begin = [](const BlockRange& a, const BlockRange& b) { return a.begin < b.begin; };
+    if (!std::is_sorted(ranges.begin(), ranges.end(), by_begin)) std::sort(ranges.begin(), ranges.end(), by_begin);
     std::size_t first_out = plan.ranges.size();
     for (BlockRange range : ranges) {
       range.end = std::int32_t(std::min<std::int64_t>(range.end, last_block + 1));
@@ -106,7 +107,7 @@ Plan PlanBuilder::finish() {
     }
     std::span<const BlockRange> merged(plan.ranges.data() + first_out, plan.ranges.size() - first_out);
     auto& cols = row.columns;
-    std::sort(cols.begin(), cols.end());
+    if (!std::is_sorted(cols.begin(), cols.end())) std::sort(cols.begin(), cols.end());
     cols.erase(std::unique(cols.begin(), cols.end()), cols.end());
     std::int64_t last_key = plan.last_position(q_block_of_row(r));
     std::size_t range_index = 0;

@@ -40,6 +40,7 @@
 //  - Scores use the shape's softmax scale (1/√d unless the model sets another).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -165,13 +166,16 @@ class Anchor final : public PrefillMethod {
     estimate::scores_packed(pooled_q.data(), dim, group_blocks, keys, stripe_first, stripe_end, scores.data(),
                             candidates, scale);
     const float theta = float(config_.theta);
+    // Block by block over contiguous rows (vectorises), then the accepted keys in order.
+    std::vector<std::uint8_t> accepted(std::size_t(candidates), 0);
+    for (std::int64_t b = 0; b < group_blocks; ++b) {
+      const float* row = scores.data() + b * candidates;
+      const float anchor = mean_anchor[b];
+      for (std::int64_t j = 0; j < candidates; ++j) accepted[j] |= std::uint8_t(row[j] + theta >= anchor);
+    }
     std::vector<std::int32_t> selected;
     for (std::int64_t j = 0; j < candidates; ++j)
-      for (std::int64_t b = 0; b < group_blocks; ++b)
-        if (scores[b * candidates + j] + theta >= mean_anchor[b]) {
-          selected.push_back(std::int32_t(stripe_first + j));
-          break;
-        }
+      if (accepted[j]) selected.push_back(std::int32_t(stripe_first + j));
     return selected;
   }
 

@@ -386,9 +386,19 @@ float max_of(const float* x, std::int64_t n) {
       const Vec16 v = *reinterpret_cast<const Vec16*>(x + i + a * kLanes);
       tops[a] = tops[a] > v ? tops[a] : v;
     }
-  float top = kNegInf;
-  for (int a = 0; a < 4; ++a)
-    for (int l = 0; l < kLanes; ++l) top = top > tops[a][l] ? top : tops[a][l];
+  for (; i + kLanes <= n; i += kLanes) {
+    const Vec16 v = *reinterpret_cast<const Vec16*>(x + i);
+    tops[0] = tops[0] > v ? tops[0] : v;
+  }
+  // The four vectors into one, then its lanes as a tree (a serial chain over 64 lanes costs
+  // as much as the scan itself on rows of a few hundred).
+  const Vec16 a01 = tops[0] > tops[1] ? tops[0] : tops[1], a23 = tops[2] > tops[3] ? tops[2] : tops[3];
+  const Vec16 all = a01 > a23 ? a01 : a23;
+  float lanes[kLanes];
+  for (int l = 0; l < kLanes; ++l) lanes[l] = all[l];
+  for (int width = kLanes / 2; width > 0; width /= 2)
+    for (int l = 0; l < width; ++l) lanes[l] = lanes[l] > lanes[l + width] ? lanes[l] : lanes[l + width];
+  float top = lanes[0];
   for (; i < n; ++i) top = top > x[i] ? top : x[i];
   return top;
 }
