@@ -14,6 +14,7 @@
 #include "core/parallel.h"
 #include "core/timer.h"
 #include "eval/results.h"
+#include "methods/estimate_util.h"
 #include "methods/policy.h"
 #include "model/sparse_prefill.h"
 #include "model/chat.h"
@@ -132,6 +133,7 @@ class ModelGenerator : public eval::Generator {
     if (attention_ && attention_->planned_layers() > 0) {
       r.estimate_ms = attention_->estimate_ms();
       r.density = attention_->mean_density();
+      r.estimate_precision = estimate::score_precision();
     }
     return r;
   }

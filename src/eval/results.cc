@@ -39,6 +39,7 @@ json to_json(const ResultRecord& r) {
   j["generated_tokens"] = r.generated_tokens;
   j["depth"] = r.depth ? json(*r.depth) : json(nullptr);
   j["model"] = r.model;
+  if (!r.estimate_precision.empty()) j["estimate_precision"] = r.estimate_precision;
   return j;
 }
 
@@ -85,6 +86,7 @@ ResultRecord result_from_json(const json& j, const std::string& where) {
   if (j.contains("generated_tokens")) r.generated_tokens = get<std::int64_t>(j, "generated_tokens", where);
   if (j.contains("depth") && !j["depth"].is_null()) r.depth = number(j, "depth", where);
   if (j.contains("model")) r.model = get<std::string>(j, "model", where);
+  if (j.contains("estimate_precision")) r.estimate_precision = get<std::string>(j, "estimate_precision", where);
   return r;
 }
 

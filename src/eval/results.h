@@ -26,6 +26,7 @@ struct ResultRecord {
   std::int64_t prompt_tokens = 0, generated_tokens = 0;
   std::optional<double> depth;
   std::string model;
+  std::string estimate_precision;  // "amx-bf16" or "fp32" for sparse prefills; empty for dense or older files
 };
 
 // "prefill=<spec> decode=<spec>[ dense_layers=<list>][ policy=<file>]": the key that, with

@@ -79,6 +79,7 @@ EvalStats run_eval(const std::vector<TaskSample>& samples, Generator& generator,
     r.prefill_ms = out.prefill_ms;
     r.attention_ms = out.attention_ms;
     r.estimate_ms = out.estimate_ms;
+    r.estimate_precision = out.estimate_precision;
     r.density = out.density;
     r.decode_ms_per_token = out.decode_ms_per_token;
     r.prompt_tokens = out.prompt_tokens;

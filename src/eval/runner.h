@@ -21,6 +21,7 @@ struct GenerationResult {
   double prefill_ms = 0, attention_ms = 0, estimate_ms = 0;  // prefill total / attention kernels / method estimates
   double density = 1;
   double decode_ms_per_token = 0;
+  std::string estimate_precision;  // of a sparse prefill's estimates: "amx-bf16" or "fp32"; empty if dense
 };
 
 class Generator {

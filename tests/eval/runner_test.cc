@@ -28,6 +28,7 @@ class FakeGenerator : public Generator {
     const bool even = (prompt.back() - '0') % 2 == 0;
     r.text = even ? " the answer is " + std::string(1, prompt.back()) + "000" : " no idea";
     r.prefill_ms = 10, r.attention_ms = 4, r.density = 0.5, r.decode_ms_per_token = 2;
+    r.estimate_precision = "amx-bf16";
     return r;
   }
   std::string method() const override { return method_; }
@@ -78,6 +79,7 @@ TEST(Runner, ScoresAndWritesOneLinePerSample) {
     EXPECT_DOUBLE_EQ(records[i].score, i % 2 == 0 ? 1.0 : 0.0);
     EXPECT_DOUBLE_EQ(records[i].density, 0.5);
     EXPECT_EQ(records[i].method, "prefill=dense decode=dense");
+    EXPECT_EQ(records[i].estimate_precision, "amx-bf16");  // carried from the generator to the file
   }
   // The generator saw the formatted prompt: input then answer prefix.
   EXPECT_EQ(g.seen.count("question 3 digit 3"), 1u);
