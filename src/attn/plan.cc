@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "core/parallel.h"
 
 namespace ls {
 
@@ -84,44 +85,60 @@ void PlanBuilder::add_dense(std::int64_t row) {
   add_keys(row, 0, plan_.last_position(q_block_of_row(row)));
 }
 
-Plan PlanBuilder::finish() {
-  Plan plan = plan_;
-  plan.range_offsets.assign(1, 0);
-  plan.column_offsets.assign(1, 0);
-  for (std::int64_t r = 0; r < rows(); ++r) {
-    Row& row = rows_[r];
-    std::int64_t last_block = plan.last_position(q_block_of_row(r)) / plan.block_k;
-    auto& ranges = row.ranges;
-    // Methods mostly add in order; checking first makes those rows linear.
-    const auto by_begin = [](const BlockRange& a, const BlockRange& b) { return a.begin < b.begin; };
-    if (!std::is_sorted(ranges.begin(), ranges.end(), by_begin)) std::sort(ranges.begin(), ranges.end(), by_begin);
-    std::size_t first_out = plan.ranges.size();
-    for (BlockRange range : ranges) {
-      range.end = std::int32_t(std::min<std::int64_t>(range.end, last_block + 1));
-      if (range.begin >= range.end) continue;
-      if (plan.ranges.size() > first_out && range.begin <= plan.ranges.back().end) {
-        plan.ranges.back().end = std::max(plan.ranges.back().end, range.end);
-      } else {
-        plan.ranges.push_back(range);
-      }
-    }
-    std::span<const BlockRange> merged(plan.ranges.data() + first_out, plan.ranges.size() - first_out);
-    auto& cols = row.columns;
-    if (!std::is_sorted(cols.begin(), cols.end())) std::sort(cols.begin(), cols.end());
-    cols.erase(std::unique(cols.begin(), cols.end()), cols.end());
-    std::int64_t last_key = plan.last_position(q_block_of_row(r));
-    std::size_t range_index = 0;
-    for (std::int32_t key : cols) {
-      if (key > last_key) break;
-      std::int32_t block = key / plan.block_k;
-      while (range_index < merged.size() && merged[range_index].end <= block) ++range_index;
-      if (range_index < merged.size() && merged[range_index].begin <= block) continue;
-      plan.columns.push_back(key);
-    }
-    plan.range_offsets.push_back(std::int64_t(plan.ranges.size()));
-    plan.column_offsets.push_back(std::int64_t(plan.columns.size()));
-    row = Row{};
+void PlanBuilder::normalise_row(std::int64_t r) {
+  Row& row = rows_[r];
+  const std::int64_t last_key = plan_.last_position(q_block_of_row(r));
+  const std::int64_t last_block = last_key / plan_.block_k;
+  // Ranges: sorted by start (methods mostly add in order, so check first), clipped to the
+  // row's causal blocks, overlapping or touching ones merged, in place.
+  auto& ranges = row.ranges;
+  const auto by_begin = [](const BlockRange& a, const BlockRange& b) { return a.begin < b.begin; };
+  if (!std::is_sorted(ranges.begin(), ranges.end(), by_begin)) std::sort(ranges.begin(), ranges.end(), by_begin);
+  std::size_t merged = 0;
+  for (BlockRange range : ranges) {
+    range.end = std::int32_t(std::min<std::int64_t>(range.end, last_block + 1));
+    if (range.begin >= range.end) continue;
+    if (merged > 0 && range.begin <= ranges[merged - 1].end)
+      ranges[merged - 1].end = std::max(ranges[merged - 1].end, range.end);
+    else
+      ranges[merged++] = range;
   }
+  ranges.resize(merged);
+  // Columns: sorted, distinct, causal, and not inside a range, in place.
+  auto& cols = row.columns;
+  if (!std::is_sorted(cols.begin(), cols.end())) std::sort(cols.begin(), cols.end());
+  cols.erase(std::unique(cols.begin(), cols.end()), cols.end());
+  std::size_t kept = 0, range_index = 0;
+  for (std::int32_t key : cols) {
+    if (key > last_key) break;
+    const std::int32_t block = key / plan_.block_k;
+    while (range_index < ranges.size() && ranges[range_index].end <= block) ++range_index;
+    if (range_index < ranges.size() && ranges[range_index].begin <= block) continue;
+    cols[kept++] = key;
+  }
+  cols.resize(kept);
+}
+
+Plan PlanBuilder::finish() {
+  const std::int64_t n = rows();
+  // Rows are independent: normalised in parallel, then laid end to end in row order (the
+  // plan does not depend on the thread count).
+  parallel_for(n, [&](std::int64_t r) { normalise_row(r); }, 16);
+  Plan plan = plan_;
+  plan.range_offsets.assign(std::size_t(n + 1), 0);
+  plan.column_offsets.assign(std::size_t(n + 1), 0);
+  for (std::int64_t r = 0; r < n; ++r) {
+    plan.range_offsets[r + 1] = plan.range_offsets[r] + std::int64_t(rows_[r].ranges.size());
+    plan.column_offsets[r + 1] = plan.column_offsets[r] + std::int64_t(rows_[r].columns.size());
+  }
+  plan.ranges.resize(std::size_t(plan.range_offsets[n]));
+  plan.columns.resize(std::size_t(plan.column_offsets[n]));
+  parallel_for(n, [&](std::int64_t r) {
+    Row& row = rows_[r];
+    std::copy(row.ranges.begin(), row.ranges.end(), plan.ranges.begin() + plan.range_offsets[r]);
+    std::copy(row.columns.begin(), row.columns.end(), plan.columns.begin() + plan.column_offsets[r]);
+    row = Row{};
+  }, 16);
   return plan;
 }
 

@@ -58,9 +58,10 @@ struct Plan {
   std::size_t bytes() const;
 };
 
-// Builds a normalised Plan. Rows may be filled in any order; finish() sorts and merges ranges,
-// drops blocks entirely in the future of the row's last query, and drops columns that are
-// duplicated, in the future, or inside a range.
+// Builds a normalised Plan. Rows may be filled in any order, and distinct rows from different
+// threads at once; finish() sorts and merges ranges, drops blocks entirely in the future of
+// the row's last query, and drops columns that are duplicated, in the future, or inside a
+// range (rows in parallel; the result does not depend on the thread count).
 class PlanBuilder {
  public:
   PlanBuilder(int heads, int row_heads, std::int64_t n_q, std::int64_t n_k, int block_q = 64,
@@ -93,6 +94,7 @@ class PlanBuilder {
   Plan finish();
 
  private:
+  void normalise_row(std::int64_t r);  // finish()'s work on one row, in place
   struct Row {
     std::vector<BlockRange> ranges;
     std::vector<std::int32_t> columns;

@@ -86,17 +86,17 @@ class Anchor final : public PrefillMethod {
         stripes[item] = select_stripes(in, head, item % groups, packed_keys[s.kv_head_of(head)], shape);
     });
 
-    for (int h = 0; h < s.heads; ++h)
-      for (std::int64_t qb = 0; qb < q_blocks; ++qb) {
-        const std::int64_t row = std::int64_t(h) * q_blocks + qb, group = qb / config_.step;
-        if (group >= whole_groups) {
-          builder.add_dense(row);
-          continue;
-        }
-        builder.add_blocks(row, 0, 1);
-        builder.add_keys(row, local_start(shape, group), shape.last_position(qb));
-        add_stripes(builder, row, stripes[h * groups + group]);
+    // Rows in parallel (each touches only its own row; a group's stripes go to its 16 rows).
+    parallel_for(builder.rows(), [&](std::int64_t row) {
+      const std::int64_t h = row / q_blocks, qb = row % q_blocks, group = qb / config_.step;
+      if (group >= whole_groups) {
+        builder.add_dense(row);
+        return;
       }
+      builder.add_blocks(row, 0, 1);
+      builder.add_keys(row, local_start(shape, group), shape.last_position(qb));
+      add_stripes(builder, row, stripes[h * groups + group]);
+    }, 16);
     return builder.finish();
   }
 

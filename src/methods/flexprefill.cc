@@ -96,16 +96,17 @@ class FlexPrefill final : public PrefillMethod {
                                   std::span(slash).subspan(h * s.n_k, s.n_k), pooled_keys[g], builder.shape());
     });
 
-    for (int h = 0; h < s.heads; ++h) {
+    // Heads in parallel: each fills only its own rows.
+    parallel_for(s.heads, [&](std::int64_t h) {
       const HeadSelection& sel = selections[h];
       for (std::int64_t qb = 0; qb < builder.q_blocks(); ++qb) {
-        const std::int64_t row = std::int64_t(h) * builder.q_blocks() + qb;
+        const std::int64_t row = h * builder.q_blocks() + qb;
         builder.add_diagonal(row);
         for (std::int32_t v : sel.vertical_blocks) builder.add_blocks(row, v, v + 1);
         for (std::int32_t offset : sel.slash_offsets) builder.add_diagonal_offset(row, std::int64_t(offset) * block);
       }
-      for (auto [qb, kb] : sel.query_aware) builder.add_blocks(std::int64_t(h) * builder.q_blocks() + qb, kb, kb + 1);
-    }
+      for (auto [qb, kb] : sel.query_aware) builder.add_blocks(h * builder.q_blocks() + qb, kb, kb + 1);
+    });
     return builder.finish();
   }
 

@@ -102,10 +102,10 @@ class XAttention final : public PrefillMethod {
       const std::int64_t qb0 = (item % groups) * group, qb1 = std::min(q_blocks, qb0 + group);
       select_rows(in, head, qb0, qb1, packed_tiles[s.kv_head_of(head)], shape, selected.data() + head * q_blocks);
     });
-    for (std::int64_t row = 0; row < builder.rows(); ++row) {
+    parallel_for(builder.rows(), [&](std::int64_t row) {  // each touches only its own row
       builder.add_diagonal(row);
       for (std::int32_t kb : selected[row]) builder.add_blocks(row, kb, kb + 1);
-    }
+    }, 16);
     return builder.finish();
   }
 
