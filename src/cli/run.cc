@@ -130,7 +130,7 @@ void run(const RunOptions& o) {
         {"kv_bytes", cache.bytes_used()},
         {"prefill_method", sparse ? sparse->policy().describe() : "dense"},
         {"prefill_estimate_ms", sparse ? sparse->estimate_ms() : 0.0},
-        {"prefill_estimate_precision", estimate::score_precision()},
+        {"prefill_estimate_precision", sparse ? nlohmann::json(estimate::score_precision()) : nlohmann::json()},
         {"prefill_mean_density", sparse ? sparse->mean_density() : 1.0},
         {"threads", num_threads()},
         {"peak_rss_bytes", peak_rss_bytes()},

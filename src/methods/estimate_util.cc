@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstdlib>
 
+#include "core/half.h"
 #include "core/parallel.h"
 
 namespace ls::estimate {
@@ -156,12 +157,6 @@ std::atomic<bool> g_bf16_scores{[] {
   const char* fp32 = std::getenv("LONGSPARSE_ESTIMATE_FP32");
   return !(fp32 && *fp32 && std::string_view(fp32) != "0");
 }()};
-
-// fp32 to bf16 bits, rounding to nearest even (inputs are finite).
-inline std::uint16_t to_bf16(float x) {
-  const std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
-  return std::uint16_t((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
-}
 }  // namespace
 
 bool set_bf16_scores(bool on) { return g_bf16_scores.exchange(on); }
@@ -181,7 +176,7 @@ void PackedRows::pack_panel(std::int64_t p, const float* rows, std::int64_t ldb)
     for (std::int64_t j = 0; j < count; ++j) {
       const float* row = rows + j * ldb;
       std::uint16_t* dst = bits.data() + j * width;
-      for (std::int64_t ch = 0; ch < k; ++ch) dst[ch] = to_bf16(row[ch]);
+      for (std::int64_t ch = 0; ch < k; ++ch) dst[ch] = fp32_to_bf16(row[ch]);
     }
     const std::uint32_t* pairs = reinterpret_cast<const std::uint32_t*>(bits.data());  // [kPanel][width / 2]
     const std::int64_t pair_stride = width / 2;
@@ -251,7 +246,7 @@ void scores_amx(const float* a, std::int64_t lda, std::int64_t m, const PackedRo
   thread_local std::vector<std::uint16_t> a16;
   a16.assign(std::size_t(padded_m * width), 0);
   for (std::int64_t i = 0; i < m; ++i)
-    for (std::int64_t ch = 0; ch < k; ++ch) a16[i * width + ch] = to_bf16(a[i * lda + ch] * scale);
+    for (std::int64_t ch = 0; ch < k; ++ch) a16[i * width + ch] = fp32_to_bf16(a[i * lda + ch] * scale);
   alignas(64) float out[4][16 * 16];
   const std::int64_t a_stride = width * 2;  // bytes
   for (std::int64_t p = col_first / PackedRows::kPanel; p * PackedRows::kPanel < col_end; ++p) {

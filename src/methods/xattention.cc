@@ -29,7 +29,6 @@
 //    j·S ≤ position of its last query (the official offset is the same when aligned).
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <numeric>
 #include <vector>
 
