@@ -6,7 +6,7 @@ SAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build model demo test test-asan bench clean
+.PHONY: all deps build model models demo test test-asan bench clean
 
 all: build
 
@@ -22,12 +22,16 @@ build: deps $(BUILD)/build.ninja
 model: deps
 	@scripts/fetch-model smollm2
 
+# Both models: SmolLM2 (the default) and Gemma 3 270M (32k context), which the tests also use.
+models: deps
+	@scripts/fetch-model all
+
 # The main job: NIAH + passkey prompts at 4k tokens, evaluated with dense attention and two
 # sparse prefill methods on SmolLM2-135M; prints the report table (demo-eval/report/).
 demo: build model
 	scripts/demo-eval.sh $(BUILD) demo-eval
 
-test: build model
+test: build models
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 # The tests under AddressSanitizer + UndefinedBehaviorSanitizer (debug-friendly, slower). The
@@ -38,7 +42,7 @@ ASAN_CTEST_EXCLUDE ?= LlamaReference
 # -O1 with line tables only: half the build time of -O2 -g on 2 cores (7 vs 14 minutes), and
 # reports still name file and line.
 SAN_OPT ?= -O1 -g1
-test-asan: deps model
+test-asan: deps models
 	cmake -S . -B $(SAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$(SAN_OPT)" -DLONGSPARSE_SANITIZE=ON -DLONGSPARSE_BENCH=OFF
 	cmake --build $(SAN_BUILD) -j $(JOBS)
 	cd $(SAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) $(if $(ASAN_CTEST_EXCLUDE),-E '$(ASAN_CTEST_EXCLUDE)')

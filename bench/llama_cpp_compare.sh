@@ -13,6 +13,10 @@
 #   LONGSPARSE   our CLI [build/longsparse]
 #   THREADS [2]  REPS [3]  PP_SIZES ["512 2048 8192"]  TG_DEPTHS ["512 8192"]  TG_N [64]
 #   OUT          folder for raw outputs [a fresh temporary folder]
+#   RUN_ARGS     extra flags for our side, e.g. "--prefill xattention" or "-ub 2048" [none]
+# Gemma 3 at long context (the README table):
+#   PP_SIZES="4096 16384 32768" TG_DEPTHS="4096 32768" TG_N=16 REPS=1 \
+#     LLAMA_BENCH=... bench/llama_cpp_compare.sh ~/.cache/longsparse/models/gemma-3-270m-Q4_K_M.gguf
 # Shapes: "pp N" is a prefill of N prompt tokens from an empty cache (llama-bench -p N -n 0);
 # "tg N @ d D" is decoding N tokens after D tokens of context (llama-bench -n N -d D; our side:
 # a D-token prompt then -n N; our decode time includes sampling, llama-bench's does not).
@@ -27,6 +31,7 @@ REPS=${REPS:-3}
 PP_SIZES=${PP_SIZES:-"512 2048 8192"}
 TG_DEPTHS=${TG_DEPTHS:-"512 8192"}
 TG_N=${TG_N:-64}
+RUN_ARGS=${RUN_ARGS:-}
 OUT=${OUT:-$(mktemp -d -t llama_cpp_compare.XXXXXX)}
 mkdir -p "$OUT"
 
@@ -91,7 +96,7 @@ run_ours() {  # run_ours SHAPE PROMPT_TOKENS N_GEN
   [ -f "$file" ] || make_prompt "$tokens" "$file"
   for _ in $(seq "$REPS"); do
     local line
-    if ! line=$(OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Cooperlake} "$LONGSPARSE" run -m "$MODEL" -f "$file" -n "$n" -t "$THREADS" --temp 0 --json 2>> "$OUT/longsparse.err" \
+    if ! line=$(OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Cooperlake} "$LONGSPARSE" run -m "$MODEL" -f "$file" -n "$n" -t "$THREADS" --temp 0 --json $RUN_ARGS 2>> "$OUT/longsparse.err" \
                 | python3 -c 'import json,sys
 txt=sys.stdin.read()
 try: obj=json.loads(txt)

@@ -20,7 +20,7 @@
 #include "model/chat.h"
 #include "model/generate.h"
 #include "model/gguf.h"
-#include "model/llama.h"
+#include "model/transformer.h"
 #include "model/matmul.h"
 #include "model/model_path.h"
 #include "model/tokenizer.h"
@@ -56,7 +56,7 @@ class OracleGenerator : public eval::Generator {
 struct LoadedModel {
   std::string name;
   std::unique_ptr<GgufFile> file;
-  std::unique_ptr<LlamaModel> llama;  // null until a generator needs it
+  std::unique_ptr<Transformer> llama;  // null until a generator needs it
   std::unique_ptr<Tokenizer> tokenizer;
   ChatFormat chat;
 };
@@ -73,7 +73,7 @@ LoadedModel& load_model(const std::string& model, bool with_weights) {
     slot->chat = chat_format_from_tokenizer(data);
     slot->tokenizer = std::make_unique<Tokenizer>(std::move(data));
   }
-  if (with_weights && !slot->llama) slot->llama = std::make_unique<LlamaModel>(*slot->file);
+  if (with_weights && !slot->llama) slot->llama = std::make_unique<Transformer>(*slot->file);
   return *slot;
 }
 
@@ -105,6 +105,10 @@ class ModelGenerator : public eval::Generator {
     if (!methods.dense_layers.empty()) policy.set_dense_layers(parse_layer_list(methods.dense_layers));
     if (!methods.policy.empty()) policy.set_profile(load_profile(methods.policy));
     dense_ = (methods.prefill.empty() || methods.prefill == "dense") && methods.policy.empty();
+    key_type_ = parse_kv_type(methods.cache_type_k);
+    value_type_ = parse_kv_type(methods.cache_type_v);
+    LS_CHECK(methods.ubatch >= 0, "--ubatch must be >= 0");
+    ubatch_ = methods.ubatch;
     if (!dense_) attention_ = std::make_unique<SparsePrefill>(std::move(policy));
   }
 
@@ -114,8 +118,9 @@ class ModelGenerator : public eval::Generator {
     LS_CHECK(std::int64_t(ids.size()) + max_tokens <= context,
              "prompt of {} tokens + {} to generate exceeds the model's context of {} tokens", ids.size(), max_tokens,
              context);
-    KvCache cache = model_.llama->make_cache(std::int64_t(ids.size()) + max_tokens);
+    KvCache cache = model_.llama->make_cache(std::int64_t(ids.size()) + max_tokens, key_type_, value_type_);
     GenerateOptions options;
+    options.ubatch = ubatch_;
     options.max_tokens = max_tokens;
     options.sampler.temperature = 0;  // greedy
     if (attention_) {
@@ -144,6 +149,8 @@ class ModelGenerator : public eval::Generator {
   LoadedModel& model_;
   std::string label_;
   bool dense_ = true;
+  KvType key_type_ = KvType::F16, value_type_ = KvType::F16;
+  std::int64_t ubatch_ = 0;
   std::unique_ptr<SparsePrefill> attention_;
 };
 

@@ -2,6 +2,7 @@
 // template + tokenizer) used to fit task lengths, and the text generator used by eval/sweep.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,8 @@ std::unique_ptr<eval::PromptFormatter> make_formatter(const std::string& model);
 
 struct MethodOptions {
   std::string prefill = "dense", decode = "dense", policy, dense_layers;
+  std::string cache_type_k = "f16", cache_type_v = "f16";  // KV cache element types (kv/kv_type.h)
+  std::int64_t ubatch = 0;                                  // prefill chunk; 0: the whole prompt
 };
 
 // A generator for the model with the given attention methods. "oracle" answers every sample

@@ -9,7 +9,9 @@
 #include <string>
 
 #include "cli/command.h"
+#include "core/error.h"
 #include "model/gguf.h"
+#include "model/model_config.h"
 #include "model/model_path.h"
 
 namespace ls::cli {
@@ -89,6 +91,15 @@ void print_json(const GgufFile& file, bool with_tensors) {
                       {"elements", total.elements}});
   }
   out["totals"] = totals;
+  try {
+    const ModelConfig c = ModelConfig::from_gguf(file);
+    out["model"] = {{"summary", c.summary()},       {"architecture", c.architecture}, {"layers", c.layers},
+                    {"layer_pattern", c.layer_pattern()}, {"global_layers", c.global_layers()},
+                    {"sliding_window", c.sliding_window}, {"context_length", c.context_length},
+                    {"finetune", c.finetune}};
+  } catch (const Error& e) {
+    out["model"] = {{"error", e.what()}};
+  }
   if (with_tensors) {
     nlohmann::ordered_json tensors = nlohmann::ordered_json::array();
     for (const GgufTensor& t : file.tensors()) {
@@ -113,6 +124,13 @@ void print_text(const GgufFile& file, bool with_tensors) {
                                  ? std::string(gguf_type_name(value.element_type)) + "[]"
                                  : std::string(gguf_type_name(value.type));
     fmt::print("  {:<{}} {:<8} {}\n", key, width, type, value.to_string(kShownItems));
+  }
+  try {
+    const ModelConfig c = ModelConfig::from_gguf(file);
+    fmt::print("\nmodel      {}\n", c.summary());
+    fmt::print("layers     {} (L: local, sliding window {}; G: global)\n", c.layer_pattern(), c.sliding_window);
+  } catch (const Error& e) {
+    fmt::print("\nmodel      not loadable: {}\n", e.what());
   }
   if (with_tensors) {
     std::size_t name_width = 4;

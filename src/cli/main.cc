@@ -1,4 +1,5 @@
 // longsparse: long-context LLM inference with training-free sparse attention.
+#include <string_view>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,10 +38,23 @@ void ensure_blas_coretype(char** argv) {
   execv("/proc/self/exe", argv);  // returns only on failure; then carry on as we are
 }
 
+// llama.cpp's short flags with more than one letter, which CLI11 cannot declare, become their
+// long forms before parsing.
+void expand_llama_cpp_flags(int argc, char** argv) {
+  static char ctk[] = "--cache-type-k", ctv[] = "--cache-type-v", ub[] = "--ubatch";
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "-ctk") argv[i] = ctk;
+    else if (arg == "-ctv") argv[i] = ctv;
+    else if (arg == "-ub") argv[i] = ub;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   ensure_blas_coretype(argv);
+  expand_llama_cpp_flags(argc, argv);
   CLI::App app{"longsparse: long-context LLM inference with training-free sparse attention", "longsparse"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "longsparse 0.1.0");

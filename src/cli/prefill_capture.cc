@@ -12,7 +12,7 @@
 #include "core/timer.h"
 #include "model/chat.h"
 #include "model/gguf.h"
-#include "model/llama.h"
+#include "model/transformer.h"
 #include "model/matmul.h"
 #include "model/model_path.h"
 #include "model/tokenizer.h"
@@ -56,7 +56,7 @@ CaptureRun run_prefill_capture(const PromptOptions& o, const ModelCheck& check, 
   CaptureRun run;
   run.model_path = resolve_model_path(o.model);
   std::unique_ptr<GgufFile> file = GgufFile::open(run.model_path);
-  LlamaModel model(*file);
+  Transformer model(*file);
   run.config = model.config();
   check(run.model_path, run.config);
   const Tokenizer tokenizer(tokenizer_data_from_gguf(*file));

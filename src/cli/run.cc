@@ -1,6 +1,7 @@
 // `longsparse run`: generate text from a prompt with a GGUF model, streaming it to stdout, with
 // a timing summary on stderr (or one JSON object on stdout with --json).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cstdio>
 #include <fstream>
@@ -20,7 +21,7 @@
 #include "model/chat.h"
 #include "model/generate.h"
 #include "model/gguf.h"
-#include "model/llama.h"
+#include "model/transformer.h"
 #include "model/matmul.h"
 #include "methods/registry.h"
 #include "model/model_path.h"
@@ -45,6 +46,9 @@ struct RunOptions {
   std::string prefill;       // sparse prefill method spec; empty: dense
   std::string dense_layers;  // layers kept dense under --prefill
   std::string policy;        // per-layer / per-head profile file (longsparse profile)
+  std::string cache_type_k = "f16";
+  std::string cache_type_v = "f16";
+  std::int64_t ubatch = 0;   // 0: the whole prompt in one batch
 };
 
 std::string read_file(const std::string& path) {
@@ -59,6 +63,8 @@ void run(const RunOptions& o) {
   LS_CHECK(o.prompt.empty() != o.prompt_file.empty(), "give the prompt with exactly one of -p and -f");
   LS_CHECK(o.tokens >= 0, "-n must be >= 0");
   validate(o.sampler);
+  const KvType key_type = parse_kv_type(o.cache_type_k), value_type = parse_kv_type(o.cache_type_v);
+  LS_CHECK(o.ubatch >= 0, "--ubatch must be >= 0");
   const Truncation truncation = o.truncate.empty() ? Truncation::None : parse_truncation(o.truncate);
   if (o.threads > 0) set_num_threads(o.threads);
   set_blas_threads(num_threads());
@@ -66,7 +72,7 @@ void run(const RunOptions& o) {
   Timer load_timer;
   const std::string path = resolve_model_path(o.model);
   std::unique_ptr<GgufFile> file = GgufFile::open(path);
-  LlamaModel model(*file);
+  Transformer model(*file);
   Tokenizer tokenizer(tokenizer_data_from_gguf(*file));
   const double load_ms = load_timer.ms();
   const ModelConfig& config = model.config();
@@ -103,11 +109,12 @@ void run(const RunOptions& o) {
     sparse = std::make_unique<SparsePrefill>(std::move(policy));
   }
 
-  KvCache cache = model.make_cache(context);
+  KvCache cache = model.make_cache(context, key_type, value_type);
   GenerateOptions options;
   options.max_tokens = o.tokens;
   options.sampler = o.sampler;
   options.hooks.attention = sparse.get();
+  options.ubatch = o.ubatch;
   GenerateResult result = generate(model, tokenizer, prompt, cache, options, [&](std::string_view piece) {
     if (o.json) return;
     std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -128,6 +135,12 @@ void run(const RunOptions& o) {
         {"decode_ms", result.decode_ms},
         {"decode_tok_s", result.decode_tok_s()},
         {"kv_bytes", cache.bytes_used()},
+        {"kv_bytes_allocated", cache.bytes_allocated()},
+        {"cache_type_k", kv_type_name(key_type)},
+        {"cache_type_v", kv_type_name(value_type)},
+        {"ubatch", o.ubatch},
+        {"layer_pattern", config.layer_pattern()},
+        {"prefill_layers", sparse ? nlohmann::json(config.global_layers()) : nlohmann::json::array()},
         {"prefill_method", sparse ? sparse->policy().describe() : "dense"},
         {"prefill_estimate_ms", sparse ? sparse->estimate_ms() : 0.0},
         {"prefill_estimate_precision", sparse ? nlohmann::json(estimate::score_precision()) : nlohmann::json()},
@@ -145,26 +158,36 @@ void run(const RunOptions& o) {
                "load: %.0f ms, weights %.1f MB, %d threads\n"
                "prompt: %lld tokens%s; prefill %.1f ms (%.1f tok/s; attention %.1f ms)\n"
                "decode: %lld tokens, %.2f ms/token (%.1f tok/s)%s\n"
-               "kv cache: %.1f MB (%lld tokens × %lld bytes); peak RSS %.1f MB\n",
+               "kv cache %s/%s: %.1f MB for %lld tokens (%lld bytes per token%s); peak RSS %.1f MB\n",
                config.summary().c_str(), load_ms, model.weight_bytes() / 1e6, num_threads(),
                static_cast<long long>(result.prompt_tokens),
                prompt.size() != encoded.size() ? fmt::format(" (truncated from {})", encoded.size()).c_str() : "",
                result.prefill_ms, result.prefill_tok_s(), result.attention_ms,
                static_cast<long long>(result.decode_tokens), result.decode_ms_per_token(), result.decode_tok_s(),
-               result.stopped_at_end ? ", stopped at end of generation" : "", cache.bytes_used() / 1e6,
-               static_cast<long long>(cache.size()), static_cast<long long>(cache.bytes_per_token()),
+               result.stopped_at_end ? ", stopped at end of generation" : "", kv_type_name(key_type),
+               kv_type_name(value_type), cache.bytes_used() / 1e6, static_cast<long long>(cache.size()),
+               static_cast<long long>(cache.bytes_per_token()),
+               config.sliding_window > 0 ? fmt::format(" in global layers; local layers hold {}", config.sliding_window).c_str() : "",
                peak_rss_bytes() / 1e6);
   if (sparse)
     std::fprintf(stderr,
-                 "sparse prefill %s: estimate %.1f ms (scores in %s), attention %.1f ms, mean plan density %.3f over %d "
-                 "layers\n",
-                 sparse->policy().describe().c_str(), sparse->estimate_ms(), estimate::score_precision(),
-                 sparse->attention_ms(), sparse->mean_density(), sparse->planned_layers());
+                 "sparse prefill %s on %s: estimate %.1f ms (scores in %s), attention %.1f ms, mean plan density %.3f "
+                 "over %d layer runs%s\n",
+                 sparse->policy().describe().c_str(),
+                 config.sliding_window > 0
+                     ? fmt::format("global layers {}", fmt::join(config.global_layers(), ",")).c_str()
+                     : "every layer",
+                 sparse->estimate_ms(), estimate::score_precision(), sparse->attention_ms(), sparse->mean_density(),
+                 sparse->planned_layers(),
+                 config.sliding_window > 0
+                     ? fmt::format("; the {} local layers ran the window-{} kernel",
+                                   config.layers - int(config.global_layers().size()), config.sliding_window).c_str()
+                     : "");
 }
 
 void setup_run(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
-  app.add_option("-m,--model", o->model, "model: a GGUF path or a cached name (smollm2)")->capture_default_str();
+  app.add_option("-m,--model", o->model, "model: a GGUF path or a cached name (smollm2, gemma3)")->capture_default_str();
   app.add_option("-p,--prompt", o->prompt, "prompt text");
   app.add_option("-f,--file", o->prompt_file, "read the prompt from a file");
   app.add_option("-n,--tokens", o->tokens, "tokens to generate at most")->capture_default_str();
@@ -181,6 +204,12 @@ void setup_run(CLI::App& app) {
   app.add_option("--prefill", o->prefill, "sparse prefill method spec, e.g. flexprefill (see `longsparse methods`)");
   app.add_option("--dense-layers", o->dense_layers, "with --prefill or --policy: layers kept dense, e.g. 0,1");
   app.add_option("--policy", o->policy, "per-layer/head method profile (JSON from `longsparse profile`)");
+  app.add_option("--cache-type-k", o->cache_type_k, "KV cache type of keys (-ctk): f32, f16, bf16, q8_0")
+      ->capture_default_str();
+  app.add_option("--cache-type-v", o->cache_type_v, "KV cache type of values (-ctv): f32, f16, bf16, q8_0")
+      ->capture_default_str();
+  app.add_option("--ubatch", o->ubatch, "prefill in chunks of this many tokens (-ub; 0: the whole prompt)")
+      ->capture_default_str();
   app.callback([o] { run(*o); });
 }
 

@@ -50,17 +50,27 @@ void DecodeAttention::run(const KvCache& cache, int layer, const float* q, int h
   LS_CHECK(heads % kv_heads == 0, "{} query heads cannot share {} KV heads", heads, kv_heads);
   LS_CHECK(n_keys > 0 && n_keys <= cache.capacity(), "decode over {} keys (capacity {})", n_keys,
            cache.capacity());
+  // Slots [0, n_slots) hold the keys attended to: positions 0..n_keys-1, or a ring's window.
+  const std::int64_t n_slots = std::min(n_keys, cache.slots(layer));
   const int group = heads / kv_heads;
-  const std::int64_t chunks = (n_keys + kChunk - 1) / kChunk;
+  const std::int64_t chunks = (n_slots + kChunk - 1) / kChunk;
   const std::int64_t stride = dim + 2;
+  const KvType kt = cache.key_type(), vt = cache.value_type();
+  const std::int64_t k_bytes = cache.key_row_bytes(), v_bytes = cache.value_row_bytes();
   partials_.ensure(std::int64_t(heads) * chunks * stride);
   scores_.ensure(std::int64_t(num_threads()) * group * kChunk);
+  if (kt != KvType::F32 || vt != KvType::F32) tiles_.ensure(std::int64_t(num_threads()) * 2 * kChunk * dim);
 
   parallel_for(kv_heads * chunks, [&](std::int64_t item) {
     const int g = static_cast<int>(item / chunks);
-    const std::int64_t c = item % chunks, first = c * kChunk, count = std::min(kChunk, n_keys - first);
-    const float* keys = cache.keys(layer, g) + first * dim;
-    const float* values = cache.values(layer, g) + first * dim;
+    const std::int64_t c = item % chunks, first = c * kChunk, count = std::min(kChunk, n_slots - first);
+    float* tile = tiles_.data() + std::int64_t(thread_id()) * 2 * kChunk * dim;
+    const std::uint8_t* k_rows = cache.keys(layer, g) + first * k_bytes;
+    const std::uint8_t* v_rows = cache.values(layer, g) + first * v_bytes;
+    const float* keys = reinterpret_cast<const float*>(k_rows);
+    const float* values = reinterpret_cast<const float*>(v_rows);
+    if (kt != KvType::F32) kv_decode_rows(kt, k_rows, count, dim, tile), keys = tile;
+    if (vt != KvType::F32) kv_decode_rows(vt, v_rows, count, dim, tile + kChunk * dim), values = tile + kChunk * dim;
     float* scores = scores_.data() + std::int64_t(thread_id()) * group * kChunk;  // [group][kChunk]
     for (int i = 0; i < group; ++i) {
       const float* qh = q + std::int64_t(g * group + i) * dim;

@@ -1,12 +1,19 @@
 // The KV cache of a decoder: for every layer and KV head, the keys (after RoPE) and values of
-// the tokens seen so far, fp32, with a fixed capacity (the context length) allocated up front.
-// Pages of the allocation are only touched as tokens arrive, so a large capacity costs address
-// space, not memory, until it is used.
+// the tokens seen so far, in one of llama.cpp's element types (kv_type.h; f16 by default).
+//
+// A layer either keeps every position (a global layer: slots = the context capacity), or,
+// when it attends through a sliding window of W keys, only the last W positions, in a ring of
+// W slots (a local layer: position p lives in slot p mod W). So Gemma 3's 15 local layers
+// hold 512 tokens each whatever the context. Memory is allocated up front, but pages of the
+// allocation are only touched as tokens arrive, so a large capacity costs address space, not
+// memory, until it is used.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/buffer.h"
+#include "kv/kv_type.h"
 
 namespace ls {
 
@@ -14,7 +21,11 @@ struct KvCacheShape {
   int layers = 0;
   int kv_heads = 0;
   int dim = 0;                // head dimension
-  std::int64_t capacity = 0;  // tokens
+  std::int64_t capacity = 0;  // positions (the context)
+  // Per layer: 0 keeps every position; W > 0 keeps the last W (a ring of W slots). Empty: all 0.
+  std::vector<std::int64_t> windows;
+  KvType key_type = KvType::F16;
+  KvType value_type = KvType::F16;
 };
 
 class KvCache {
@@ -24,38 +35,69 @@ class KvCache {
 
   const KvCacheShape& shape() const { return shape_; }
   std::int64_t capacity() const { return shape_.capacity; }
-  std::int64_t size() const { return size_; }  // tokens stored in every layer
-  // Bytes per token over all layers (keys and values).
-  std::int64_t bytes_per_token() const;
-  // Bytes allocated (capacity × bytes_per_token) and bytes holding tokens (size × ...).
-  std::int64_t bytes_allocated() const { return capacity() * bytes_per_token(); }
-  std::int64_t bytes_used() const { return size_ * bytes_per_token(); }
+  std::int64_t size() const { return size_; }  // positions stored in every layer
+  KvType key_type() const { return shape_.key_type; }
+  KvType value_type() const { return shape_.value_type; }
+  std::int64_t key_row_bytes() const { return key_row_bytes_; }
+  std::int64_t value_row_bytes() const { return value_row_bytes_; }
 
-  // Rows [capacity][dim] of one layer's KV head.
-  float* keys(int layer, int kv_head) { return data_.data() + offset(layer, kv_head, 0); }
-  float* values(int layer, int kv_head) { return data_.data() + offset(layer, kv_head, 1); }
-  const float* keys(int layer, int kv_head) const { return data_.data() + offset(layer, kv_head, 0); }
-  const float* values(int layer, int kv_head) const { return data_.data() + offset(layer, kv_head, 1); }
+  // Slots of a layer (capacity, or its window) and whether it is a ring.
+  std::int64_t slots(int layer) const { return layers_[layer].slots; }
+  bool is_ring(int layer) const { return layers_[layer].ring; }
+  std::int64_t slot_of(int layer, std::int64_t position) const {
+    return layers_[layer].ring ? position % layers_[layer].slots : position;
+  }
+  // The first position a layer still holds when it has `end` positions.
+  std::int64_t first_held(int layer, std::int64_t end) const {
+    return layers_[layer].ring && end > layers_[layer].slots ? end - layers_[layer].slots : 0;
+  }
 
-  // Stores n tokens at positions [position, position + n) of one layer from head-major
-  // k and v [kv_heads][n][dim]. The size is not changed (layers are written one by one).
+  // Stored rows [slots] of one layer's KV head (row_bytes apart, in slot order).
+  const std::uint8_t* keys(int layer, int kv_head) const { return data_.data() + offset(layer, kv_head, 0); }
+  const std::uint8_t* values(int layer, int kv_head) const { return data_.data() + offset(layer, kv_head, 1); }
+
+  // Stores n tokens at positions [position, position + n) of one layer from head-major fp32
+  // k and v [kv_heads][n][dim], converted to the cache's types. A ring layer keeps only the
+  // last `slots` of them (read what a chunk needs before writing it). The size is not changed
+  // (layers are written one by one).
   void write(int layer, std::int64_t position, std::int64_t n, const float* k, const float* v);
-  // Stores one token at `position` of one layer from k and v [kv_heads][dim].
   void write_token(int layer, std::int64_t position, const float* k, const float* v) {
     write(layer, position, 1, k, v);
   }
-  // Declares tokens [0, size) present in every layer.
+  // Reads positions [first, last) of one layer into head-major fp32 k and v: KV head g's rows
+  // start at row g · head_rows (head_rows 0: last - first). The positions must still be held.
+  void read(int layer, std::int64_t first, std::int64_t last, float* k, float* v, std::int64_t head_rows = 0) const;
+
+  // Declares positions [0, size) present in every layer.
   void set_size(std::int64_t size);
   void clear() { size_ = 0; }
 
+  // Bytes allocated, and bytes holding tokens (keys and values of all layers).
+  std::int64_t bytes_allocated() const;
+  std::int64_t bytes_used() const;
+  // Bytes one more token adds once every ring is full (global layers only).
+  std::int64_t bytes_per_token() const;
+
  private:
+  struct Layer {
+    std::int64_t slots = 0;
+    bool ring = false;
+    std::int64_t begin = 0;  // byte offset of the layer
+  };
   std::int64_t offset(int layer, int kv_head, int which) const {
-    return ((std::int64_t(layer) * 2 + which) * shape_.kv_heads + kv_head) * shape_.capacity * shape_.dim;
+    const Layer& l = layers_[layer];
+    const std::int64_t keys_bytes = l.slots * shape_.kv_heads * key_row_bytes_;
+    return l.begin + (which ? keys_bytes + kv_head * l.slots * value_row_bytes_ : kv_head * l.slots * key_row_bytes_);
+  }
+  std::int64_t layer_bytes(int layer, std::int64_t slots) const {
+    return slots * shape_.kv_heads * (key_row_bytes_ + value_row_bytes_);
   }
 
   KvCacheShape shape_;
   std::int64_t size_ = 0;
-  Buffer<float> data_;  // [layers][2 (keys, values)][kv_heads][capacity][dim]
+  std::int64_t key_row_bytes_ = 0, value_row_bytes_ = 0;
+  std::vector<Layer> layers_;
+  Buffer<std::uint8_t> data_;  // per layer: keys [kv_heads][slots] rows, then values
 };
 
 }  // namespace ls

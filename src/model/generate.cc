@@ -3,18 +3,18 @@
 
 #include "core/error.h"
 #include "core/timer.h"
-#include "model/llama.h"
+#include "model/transformer.h"
 #include "model/tokenizer.h"
 
 namespace ls {
 
-GenerateResult generate(LlamaModel& model, const Tokenizer& tokenizer, std::span<const std::int32_t> prompt,
+GenerateResult generate(Transformer& model, const Tokenizer& tokenizer, std::span<const std::int32_t> prompt,
                         KvCache& cache, const GenerateOptions& options,
                         const std::function<void(std::string_view)>& on_text) {
   LS_CHECK(!prompt.empty(), "the prompt is empty");
-  LS_CHECK(std::int64_t(prompt.size()) + options.max_tokens <= cache.capacity(),
-           "prompt of {} tokens + {} to generate exceed the context of {}", prompt.size(), options.max_tokens,
-           cache.capacity());
+  LS_CHECK(cache.size() + std::int64_t(prompt.size()) + options.max_tokens <= cache.capacity(),
+           "{} cached + prompt of {} tokens + {} to generate exceed the context of {}", cache.size(), prompt.size(),
+           options.max_tokens, cache.capacity());
   GenerateResult result;
   result.prompt_tokens = static_cast<std::int64_t>(prompt.size());
   Sampler sampler(options.sampler);
@@ -27,7 +27,7 @@ GenerateResult generate(LlamaModel& model, const Tokenizer& tokenizer, std::span
   };
 
   Timer prefill_timer;
-  PrefillStats stats = model.prefill(prompt, cache, logits.data(), options.hooks);
+  PrefillStats stats = model.prefill(prompt, cache, logits.data(), options.hooks, options.ubatch);
   result.prefill_ms = prefill_timer.ms();
   result.attention_ms = stats.attention_ms;
 

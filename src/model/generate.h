@@ -15,13 +15,14 @@
 
 namespace ls {
 
-class LlamaModel;
+class Transformer;
 class Tokenizer;
 
 struct GenerateOptions {
   std::int64_t max_tokens = 128;  // tokens to generate at most
   SamplerConfig sampler;
   PrefillHooks hooks;
+  std::int64_t ubatch = 0;        // prefill in chunks of this many tokens (0: the whole prompt at once)
 };
 
 struct GenerateResult {
@@ -40,8 +41,9 @@ struct GenerateResult {
 };
 
 // Runs prompt → tokens. `on_text` receives each piece of text as soon as it is whole UTF-8.
-// The cache must be empty and hold prompt + max_tokens tokens.
-GenerateResult generate(LlamaModel& model, const Tokenizer& tokenizer, std::span<const std::int32_t> prompt,
+// The prompt is appended to what the cache holds (empty: a new conversation; filled: its next
+// turn), which must leave room for prompt + max_tokens tokens.
+GenerateResult generate(Transformer& model, const Tokenizer& tokenizer, std::span<const std::int32_t> prompt,
                         KvCache& cache, const GenerateOptions& options,
                         const std::function<void(std::string_view)>& on_text = {});
 

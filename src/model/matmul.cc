@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "model/quant.h"
 
 // GCC 12 warns inside its own AVX-512 reduction intrinsics (a known false positive).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -56,7 +57,14 @@ std::int64_t row_bytes(GgmlType type, std::int64_t cols) {
     case GgmlType::F16: return cols * 2;
     case GgmlType::Q4_1: return cols / kBlock * kQ4_1BlockBytes;
     case GgmlType::Q8_0: return cols / kBlock * kQ8_0BlockBytes;
-    default: fail("weights of ggml type {} are not supported by the matmul", static_cast<int>(type));
+    default: {
+      const GgmlTypeTraits* traits = ggml_type_traits(type);
+      LS_CHECK(traits && traits->supported && can_dequantize(type),
+               "weights of ggml type {} are not supported by the matmul", ggml_type_name(type));
+      LS_CHECK(cols % traits->block_elements == 0, "rows of {} elements do not split into {} blocks of {}", cols,
+               ggml_type_name(type), traits->block_elements);
+      return cols / traits->block_elements * traits->block_bytes;
+    }
   }
 }
 
@@ -90,7 +98,23 @@ void dequantize_file_row(GgmlType type, const std::uint8_t* src, std::int64_t co
       }
       return;
     default:
-      fail("weights of ggml type {} are not supported by the matmul", static_cast<int>(type));
+      dequantize_row(type, src, dst, cols);  // every other type: the vectorised dequantizer
+      return;
+  }
+}
+
+// A Q5_0 block as the Q8_0 block with the same values: d·(q − 16) with q − 16 in [−16, 15].
+void q5_0_as_q8_0(const std::uint8_t* src, std::uint8_t* out) {
+  BlockQ5_0 b;
+  std::memcpy(&b, src, sizeof b);
+  std::uint32_t qh;
+  std::memcpy(&qh, b.qh, 4);
+  std::memcpy(out, &b.d, 2);
+  for (int j = 0; j < 16; ++j) {
+    const int lo = (b.qs[j] & 15) | (((qh >> j) & 1) << 4);
+    const int hi = (b.qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
+    out[2 + j] = static_cast<std::uint8_t>(static_cast<std::int8_t>(lo - 16));
+    out[2 + 16 + j] = static_cast<std::uint8_t>(static_cast<std::int8_t>(hi - 16));
   }
 }
 
@@ -109,12 +133,17 @@ void pack_q4_1(const WeightPart& part, std::int64_t row0, std::int64_t blocks, s
   }
 }
 
+// Q8_0 parts, and Q5_0 parts converted exactly to Q8_0 blocks.
 void pack_q8_0(const WeightPart& part, std::int64_t row0, std::int64_t blocks, std::uint8_t* packed) {
   const auto* src = static_cast<const std::uint8_t*>(part.data);
+  const bool q5 = part.type == GgmlType::Q5_0;
+  const std::int64_t src_block = q5 ? std::int64_t(sizeof(BlockQ5_0)) : kQ8_0BlockBytes;
+  std::uint8_t converted[kQ8_0BlockBytes];
   for (std::int64_t r = 0; r < part.rows; ++r) {
     std::int64_t out_row = row0 + r, group = out_row / kGroupRows, lane = out_row % kGroupRows;
     for (std::int64_t b = 0; b < blocks; ++b) {
-      const std::uint8_t* block = src + (r * blocks + b) * kQ8_0BlockBytes;
+      const std::uint8_t* block = src + (r * blocks + b) * src_block;
+      if (q5) q5_0_as_q8_0(block, converted), block = converted;
       std::uint8_t* tile = packed + (group * blocks + b) * kQ8_0Tile;
       for (int k = 0; k < 8; ++k)
         for (int j = 0; j < 4; ++j) tile[64 * k + 4 * lane + j] = block[2 + 4 * k + j] ^ 0x80;
@@ -202,16 +231,20 @@ WeightMatrix WeightMatrix::from_parts(std::span<const WeightPart> parts) {
   LS_CHECK(!parts.empty(), "a weight matrix needs at least one part");
   WeightMatrix w;
   w.cols_ = parts[0].cols;
-  w.type_ = parts[0].type;
   for (const WeightPart& part : parts) {
     LS_CHECK(part.cols == w.cols_, "stacked weights differ in row length ({} vs {})", part.cols, w.cols_);
     LS_CHECK(part.rows > 0 && part.data, "empty weight part");
     row_bytes(part.type, part.cols);  // checks the type is known
     LS_CHECK(part.type == GgmlType::F32 || part.type == GgmlType::F16 || part.cols % kBlock == 0,
              "quantized rows must be a multiple of {} elements, got {}", kBlock, part.cols);
-    if (part.type != w.type_) w.type_ = GgmlType::F32;  // mixed types: dense fp32
     w.rows_ += part.rows;
   }
+  // Q5_0 values are exact Q8_0 values: Q8_0 and Q5_0 parts share the int8 kernel. Other mixed
+  // types are held as dense fp32.
+  auto kernel_type = [](GgmlType t) { return t == GgmlType::Q5_0 ? GgmlType::Q8_0 : t; };
+  w.type_ = kernel_type(parts[0].type);
+  for (const WeightPart& part : parts)
+    if (kernel_type(part.type) != w.type_) w.type_ = GgmlType::F32;
   w.parts_.assign(parts.begin(), parts.end());
 
   std::int64_t blocks = w.cols_ / kBlock;
@@ -229,8 +262,9 @@ WeightMatrix WeightMatrix::from_parts(std::span<const WeightPart> parts) {
     }
   } else {
     w.packing_ = Packing::Dense;
-    w.dense_.reset(w.rows_ * w.cols_);
-    w.dequantize_rows(0, w.rows_, w.dense_.data());
+    Buffer<float> dense(w.rows_ * w.cols_);
+    w.dequantize_rows(0, w.rows_, dense.data());  // dense_ still empty: reads the parts
+    w.dense_ = std::move(dense);
   }
   return w;
 }

@@ -19,6 +19,7 @@ struct KnownModel {
 // Names scripts/fetch-model knows, with the file it puts in the cache.
 constexpr KnownModel kKnownModels[] = {
     {"smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"},
+    {"gemma3", "gemma-3-270m-Q4_K_M.gguf"},
 };
 
 bool is_regular_file(const std::string& path) {

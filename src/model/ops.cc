@@ -35,6 +35,28 @@ void silu_mul(const float* gate, const float* up, std::int64_t n, float* out) {
   for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+void gelu_tanh_mul(const float* gate, const float* up, std::int64_t n, float* out) {
+  const hn::ScalableTag<float> d;
+  const std::int64_t lanes = hn::Lanes(d);
+  const auto half = hn::Set(d, 0.5f), one = hn::Set(d, 1.0f), c = hn::Set(d, 0.7978845608f),
+             k = hn::Set(d, 0.044715f);
+  std::int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto x = hn::LoadU(d, gate + i);
+    const auto inner = hn::Mul(c, hn::MulAdd(hn::Mul(k, x), hn::Mul(x, x), x));
+    const auto gelu = hn::Mul(hn::Mul(half, x), hn::Add(one, hn::Tanh(d, inner)));
+    hn::StoreU(hn::Mul(gelu, hn::LoadU(d, up + i)), d, out + i);
+  }
+  for (; i < n; ++i) {
+    const float x = gate[i];
+    out[i] = 0.5f * x * (1.0f + std::tanh(0.7978845608f * (x + 0.044715f * x * x * x))) * up[i];
+  }
+}
+
+void softcap(float* x, std::int64_t n, float cap) {
+  for (std::int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
+}
+
 void add_inplace(float* x, const float* y, std::int64_t n) {
 #pragma omp simd
   for (std::int64_t i = 0; i < n; ++i) x[i] += y[i];
@@ -63,6 +85,15 @@ void Rope::apply(float* x, int heads, int head_dim, std::int64_t position) const
   const float* cs = cos_sin_.data() + position * pairs * 2;
   for (int h = 0; h < heads; ++h) {
     float* v = x + std::int64_t(h) * head_dim;
+    if (neox_) {
+      for (int i = 0; i < pairs; ++i) {
+        const float c = cs[2 * i], s = cs[2 * i + 1];
+        const float a = v[i], b = v[i + pairs];
+        v[i] = a * c - b * s;
+        v[i + pairs] = a * s + b * c;
+      }
+      continue;
+    }
     for (int i = 0; i < pairs; ++i) {
       const float c = cs[2 * i], s = cs[2 * i + 1];
       const float a = v[2 * i], b = v[2 * i + 1];

@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "methods/policy.h"
 #include "model/gguf.h"
-#include "model/llama.h"
+#include "model/transformer.h"
 #include "model/model_path.h"
 #include "model/sparse_prefill.h"
 
@@ -25,7 +25,7 @@ class DistanceCapModel : public testing::Test {
     } catch (const Error&) {
       return;
     }
-    model_ = new LlamaModel(*file_);
+    model_ = new Transformer(*file_);
   }
   static void TearDownTestSuite() {
     delete model_;
@@ -50,7 +50,7 @@ class DistanceCapModel : public testing::Test {
   }
 
   static inline GgufFile* file_ = nullptr;
-  static inline LlamaModel* model_ = nullptr;
+  static inline Transformer* model_ = nullptr;
 };
 
 // Asks for a cap in every layer and checks, for every head, query and the key `limit` behind

@@ -18,7 +18,7 @@
 
 #include "core/error.h"
 #include "model/gguf.h"
-#include "model/llama.h"
+#include "model/transformer.h"
 #include "model/model_path.h"
 
 namespace ls {
@@ -26,6 +26,7 @@ namespace {
 
 constexpr double kLogitTolerance = 0.6;
 constexpr int kMinGreedyMatch = 16;
+constexpr double kNearTie = 0.1;  // a recorded margin below this is a tie rounding may break
 
 class LlamaReference : public testing::Test {
  protected:
@@ -37,7 +38,7 @@ class LlamaReference : public testing::Test {
       return;
     }
     file_ = GgufFile::open(path).release();
-    model_ = new LlamaModel(*file_);
+    model_ = new Transformer(*file_);
     std::ifstream in(std::string(LONGSPARSE_TEST_DATA) + "/smollm2_reference.json");
     if (in) reference_ = new nlohmann::json(nlohmann::json::parse(in));
   }
@@ -52,7 +53,7 @@ class LlamaReference : public testing::Test {
   }
 
   static inline GgufFile* file_ = nullptr;
-  static inline LlamaModel* model_ = nullptr;
+  static inline Transformer* model_ = nullptr;
   static inline nlohmann::json* reference_ = nullptr;
 };
 
@@ -109,11 +110,13 @@ TEST_F(LlamaReference, TopLogitsAndGreedyTokensMatchLlamaCpp) {
     };
     const std::vector<std::int32_t> greedy_flash = prompt["greedy_flash_attn"];
     const std::size_t matched = std::max(agree(greedy), agree(greedy_flash));
-    // Where llama.cpp's two runs part before kMinGreedyMatch tokens the continuation sits on a
-    // near-tie; there we ask for as many tokens as they share (the teacher-forced check below
+    // Where llama.cpp's two runs part, or its top-1/top-2 margin falls below kNearTie, before
+    // kMinGreedyMatch tokens, the continuation sits on a near-tie that rounding (e.g. of the f16
+    // KV cache) may flip; there we ask for the tokens before it (the teacher-forced check below
     // still covers every step).
+    const std::vector<double> margins = prompt["margins"];
     std::size_t stable = 0;
-    while (stable < greedy.size() && greedy[stable] == greedy_flash[stable]) ++stable;
+    while (stable < greedy.size() && greedy[stable] == greedy_flash[stable] && margins[stable] >= kNearTie) ++stable;
     EXPECT_GE(matched, std::min<std::size_t>(kMinGreedyMatch, stable)) << name;
 
     // Teacher-forced: feed llama.cpp's tokens; at every step its token must be our top token

@@ -48,6 +48,40 @@ TestWeight make_weight(GgmlType type, std::int64_t rows, std::int64_t cols, std:
           out[j + 16] = double(from_half(d)) * hi + from_half(m);
         }
         w.bytes.insert(w.bytes.end(), block, block + 20);
+      } else if (type == GgmlType::Q5_0) {
+        std::uint8_t block[22] = {};
+        std::memcpy(block, &d, 2);
+        std::uint32_t qh = 0;
+        for (int j = 0; j < 32; ++j) {
+          const int q = nibble(rng) | (nibble(rng) & 1) << 4;  // 0..31
+          if (q & 16) qh |= 1u << j;
+          block[6 + j % 16] |= static_cast<std::uint8_t>((q & 15) << (j < 16 ? 0 : 4));
+          out[j] = double(from_half(d)) * (q - 16);
+        }
+        std::memcpy(block + 2, &qh, 4);
+        w.bytes.insert(w.bytes.end(), block, block + 22);
+      } else if (type == GgmlType::Q4_K) {
+        // One super-block per 256 columns: plain scales (< 64) and mins, so the values are
+        // d·sc·q − dmin·m per 32-element sub-block.
+        if (b % 8 != 0) continue;
+        std::uint8_t block[144] = {};
+        const std::uint16_t dmin = to_half(scale(rng));
+        std::memcpy(block, &d, 2);
+        std::memcpy(block + 2, &dmin, 2);
+        int sc[8], mn[8];
+        for (int j = 0; j < 8; ++j) sc[j] = nibble(rng) * 4 + 3, mn[j] = nibble(rng) * 4;
+        for (int j = 0; j < 4; ++j) {
+          block[4 + j] = static_cast<std::uint8_t>(sc[j] | (sc[j + 4] >> 4) << 6);
+          block[4 + j + 4] = static_cast<std::uint8_t>(mn[j] | (mn[j + 4] >> 4) << 6);
+          block[4 + j + 8] = static_cast<std::uint8_t>((sc[j + 4] & 15) | (mn[j + 4] & 15) << 4);
+        }
+        for (int e = 0; e < 256; ++e) {
+          const int sub = e / 32, q = nibble(rng);
+          // Pairs of sub-blocks share 32 bytes: low nibbles the first, high nibbles the second.
+          block[16 + (sub / 2) * 32 + e % 32] |= static_cast<std::uint8_t>(q << (sub % 2 ? 4 : 0));
+          out[e] = double(from_half(d)) * sc[sub] * q - double(from_half(dmin)) * mn[sub];
+        }
+        w.bytes.insert(w.bytes.end(), block, block + 144);
       } else {
         std::uint8_t block[34];
         std::memcpy(block, &d, 2);
@@ -104,6 +138,41 @@ TEST(Matmul, Q4_1Int8MatchesReference) {
 TEST(Matmul, Q8_0Int8MatchesReference) {
   for (std::int64_t m : {1, 2, 5, 8}) check_matmul(GgmlType::Q8_0, 21, 96, m, MatmulRoute::Int8, 20 + m);
   check_matmul(GgmlType::Q8_0, 48, 576, 1, MatmulRoute::Int8, 31);
+}
+
+// Q5_0 runs the Q8_0 int8 kernel (its values are exact Q8_0 values); Q4_K is held dense.
+TEST(Matmul, Q5_0AndQ4_KMatchReferenceOnBothRoutes) {
+  for (MatmulRoute route : {MatmulRoute::Int8, MatmulRoute::Sgemm})
+    for (std::int64_t m : {1, 3, 6, 9}) {
+      check_matmul(GgmlType::Q5_0, 37, 160, m, route, 60 + m);
+      check_matmul(GgmlType::Q4_K, 21, 512, m, route, 70 + m);
+    }
+}
+
+TEST(Matmul, MixedQ5_0AndQ8_0PartsStackOnTheInt8Kernel) {
+  std::mt19937 rng(9);
+  TestWeight a = make_weight(GgmlType::Q5_0, 20, 64, rng), b = make_weight(GgmlType::Q8_0, 13, 64, rng);
+  WeightPart parts[] = {{GgmlType::Q5_0, 20, 64, a.bytes.data()}, {GgmlType::Q8_0, 13, 64, b.bytes.data()}};
+  WeightMatrix stacked = WeightMatrix::from_parts(parts);
+  EXPECT_TRUE(stacked.has_int8_kernel());
+  std::vector<float> x(64), y(33), rows(33 * 64);
+  for (int i = 0; i < 64; ++i) x[i] = std::cos(0.7 * i);
+  stacked.dequantize_rows(0, 33, rows.data());
+  Matmul matmul;
+  for (MatmulRoute route : {MatmulRoute::Int8, MatmulRoute::Sgemm}) {
+    matmul.run(stacked, x.data(), 1, y.data(), route);
+    for (int r = 0; r < 33; ++r) {
+      const std::vector<double>& values = r < 20 ? a.values : b.values;
+      double exact = 0.0, abs_sum = 0.0;
+      for (int c = 0; c < 64; ++c) {
+        exact += values[(r < 20 ? r : r - 20) * 64 + c] * x[c];
+        abs_sum += std::fabs(values[(r < 20 ? r : r - 20) * 64 + c]);
+        EXPECT_NEAR(rows[r * 64 + c], values[(r < 20 ? r : r - 20) * 64 + c], 1e-6);
+      }
+      // int8 activations: off by at most half a step of max|x| / 127 = 1/254.
+      EXPECT_NEAR(y[r], exact, (route == MatmulRoute::Int8 ? abs_sum / 254 : 0.0) + 1e-4) << "row " << r;
+    }
+  }
 }
 
 TEST(Matmul, SgemmRouteMatchesReference) {

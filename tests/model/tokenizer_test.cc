@@ -232,3 +232,53 @@ TEST(SmolLM2Tokenizer, ChatPromptTokenizes) {
 
 }  // namespace
 }  // namespace ls
+
+namespace ls {
+namespace {
+
+const Tokenizer& gemma3() {
+  static const std::unique_ptr<Tokenizer> tokenizer = [] {
+    const auto file = GgufFile::open(resolve_model_path("gemma3"));
+    return std::make_unique<Tokenizer>(tokenizer_data_from_gguf(*file));
+  }();
+  return *tokenizer;
+}
+
+// Ids produced by llama.cpp's llama-tokenize for Gemma 3 (SentencePiece-style BPE with byte
+// fallback; BOS added as the file asks, parse_special on); provenance in tests/data/README.md.
+// One deliberate difference: for a text that itself starts with "<bos>", llama-tokenize adds a
+// second BOS in front; we keep exactly one (docs/tokenizer.md: the base model misbehaves after
+// a doubled BOS).
+TEST(Gemma3Tokenizer, MatchesLlamaCppReferenceIds) {
+  std::ifstream in(LONGSPARSE_TEST_DATA "/gemma3_tokens.json");
+  ASSERT_TRUE(in) << "missing " LONGSPARSE_TEST_DATA "/gemma3_tokens.json";
+  const auto cases = nlohmann::json::parse(in);
+  ASSERT_GE(cases.size(), 20u);
+  int doubled = 0;
+  for (const auto& c : cases) {
+    const std::string text = c.at("text").get<std::string>();
+    Ids expected = c.at("ids").get<Ids>();
+    if (text.starts_with("<bos>")) {
+      ASSERT_GE(expected.size(), 2u);
+      EXPECT_EQ(expected[0], 2);
+      EXPECT_EQ(expected[1], 2);
+      expected.erase(expected.begin());
+      ++doubled;
+    }
+    EXPECT_EQ(gemma3().encode(text, true), expected) << nlohmann::json(text).dump();
+  }
+  EXPECT_LE(doubled, 2);
+}
+
+TEST(Gemma3Tokenizer, RoundTripsText) {
+  const Tokenizer& t = gemma3();
+  for (const std::string& text : samples()) {
+    Ids ids = t.encode(text, false);
+    ASSERT_FALSE(ids.empty());
+    EXPECT_EQ(ids[0], 2);  // BOS, as add_bos_token asks
+    EXPECT_EQ(t.decode(Ids(ids.begin() + 1, ids.end())), text) << text;
+  }
+}
+
+}  // namespace
+}  // namespace ls

@@ -1,0 +1,292 @@
+// The decoder forward pass. Reads top to bottom: loading, then one batch of tokens through
+// every layer (prefill, a chunk of it, or one decode step), then the entry points.
+//
+// Per layer (ModelConfig says which optional steps a model has):
+//   h = RMSNorm(x)·attn_norm;  q, k, v = Wqkv·h;  [QK-norm: q, k = RMSNorm(q)·q_norm, RMSNorm(k)·k_norm]
+//   RoPE(q, k) with the layer's base;  a = attention(q, k, v) (local layers: sliding window)
+//   o = Wo·a;  [post-norm: o = RMSNorm(o)·post_attention_norm];  x += o
+//   h = RMSNorm(x)·ffn_norm;  f = Wdown·(act(Wgate·h) ⊙ Wup·h);  [post-norm: f = RMSNorm(f)·post_ffw_norm];  x += f
+// with x = embedding·embedding_scale in front and, for the last position only,
+// logits = lm_head·(RMSNorm(x)·output_norm) [soft-capped] at the end.
+#include "model/transformer.h"
+
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "core/timer.h"
+#include "model/gguf.h"
+
+namespace ls {
+
+namespace {
+
+// The projections and the FFN run over sub-chunks of this many tokens of a batch, so
+// activations beyond the residual stream and Q/K/V stay small; the weights are dequantized
+// per sub-chunk, which costs 1/kChunk of the product.
+constexpr std::int64_t kChunk = 512;
+
+// A 2-D weight [rows][cols] (GGUF dims [cols, rows]), checked against the expected shape.
+WeightPart weight(const GgufFile& file, const std::string& name, std::int64_t rows, std::int64_t cols) {
+  const GgufTensor& t = file.tensor(name);
+  LS_CHECK(t.dims.size() == 2 && t.dims[0] == cols && t.dims[1] == rows,
+           "{}: tensor {} has shape [{}], expected [{}, {}]", file.path(), name,
+           fmt::join(t.dims, ", "), cols, rows);
+  return {t.type, rows, cols, t.data};
+}
+
+const float* norm_weight(const GgufFile& file, const std::string& name, std::int64_t n) {
+  const GgufTensor& t = file.tensor(name);
+  LS_CHECK(t.type == GgmlType::F32 && t.dims.size() == 1 && t.dims[0] == n,
+           "{}: norm weight {} must be F32 [{}]", file.path(), name, n);
+  return reinterpret_cast<const float*>(t.data);
+}
+
+}  // namespace
+
+Transformer::Transformer(const GgufFile& file) : config_(ModelConfig::from_gguf(file)) {
+  const ModelConfig& c = config_;
+  const std::int64_t q_dim = std::int64_t(c.heads) * c.head_dim, kv_dim = std::int64_t(c.kv_heads) * c.head_dim;
+  for (int i = 0; i < c.layers; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    LayerWeights l;
+    l.attn_norm = norm_weight(file, p + "attn_norm.weight", c.embedding);
+    const WeightPart qkv[] = {weight(file, p + "attn_q.weight", q_dim, c.embedding),
+                              weight(file, p + "attn_k.weight", kv_dim, c.embedding),
+                              weight(file, p + "attn_v.weight", kv_dim, c.embedding)};
+    l.qkv = WeightMatrix::from_parts(qkv);
+    if (c.qk_norm) {
+      l.q_norm = norm_weight(file, p + "attn_q_norm.weight", c.head_dim);
+      l.k_norm = norm_weight(file, p + "attn_k_norm.weight", c.head_dim);
+    }
+    l.output = WeightMatrix::from_part(weight(file, p + "attn_output.weight", c.embedding, q_dim));
+    if (c.post_norms) {
+      l.post_attention_norm = norm_weight(file, p + "post_attention_norm.weight", c.embedding);
+      l.post_ffw_norm = norm_weight(file, p + "post_ffw_norm.weight", c.embedding);
+    }
+    l.ffn_norm = norm_weight(file, p + "ffn_norm.weight", c.embedding);
+    const WeightPart gate_up[] = {weight(file, p + "ffn_gate.weight", c.ffn, c.embedding),
+                                  weight(file, p + "ffn_up.weight", c.ffn, c.embedding)};
+    l.gate_up = WeightMatrix::from_parts(gate_up);
+    l.down = WeightMatrix::from_part(weight(file, p + "ffn_down.weight", c.embedding, c.ffn));
+    layers_.push_back(std::move(l));
+  }
+  output_norm_ = norm_weight(file, "output_norm.weight", c.embedding);
+  embeddings_ = weight(file, "token_embd.weight", c.vocab, c.embedding);
+  lm_head_ = WeightMatrix::from_part(
+      c.tied_embeddings ? embeddings_ : weight(file, "output.weight", c.vocab, c.embedding));
+  std::vector<double> bases;
+  for (const LayerConfig& l : c.layer) {
+    auto it = std::find(bases.begin(), bases.end(), l.rope_theta);
+    if (it == bases.end()) {
+      bases.push_back(l.rope_theta);
+      ropes_.emplace_back(c.rope_dims, l.rope_theta, c.rope_style == RopeStyle::Neox);
+      it = bases.end() - 1;
+    }
+    rope_of_.push_back(static_cast<int>(it - bases.begin()));
+  }
+}
+
+std::int64_t Transformer::weight_bytes() const {
+  std::int64_t bytes = lm_head_.bytes();
+  for (const LayerWeights& l : layers_)
+    bytes += l.qkv.bytes() + l.output.bytes() + l.gate_up.bytes() + l.down.bytes();
+  return bytes;
+}
+
+KvCache Transformer::make_cache(std::int64_t capacity, KvType key_type, KvType value_type) const {
+  return KvCache({config_.layers, config_.kv_heads, config_.head_dim, capacity, config_.cache_windows(), key_type,
+                  value_type});
+}
+
+void Transformer::embed(std::int32_t token, float* out) const {
+  LS_CHECK(token >= 0 && token < config_.vocab, "token id {} outside the vocabulary (0..{})", token,
+           config_.vocab - 1);
+  dequantize_part_row(embeddings_, token, out);
+  if (config_.embedding_scale != 1.0f)
+    for (int i = 0; i < config_.embedding; ++i) out[i] *= config_.embedding_scale;
+}
+
+void Transformer::logits_of(const float* x, float* logits) {
+  rms_norm(x, output_norm_, config_.embedding, config_.rms_eps, norm_.data());
+  matmul_.run(lm_head_, norm_.data(), 1, logits, route_);
+  if (config_.final_softcap > 0.0f) softcap(logits, config_.vocab, config_.final_softcap);
+}
+
+void Transformer::project_qkv(int layer, std::int64_t t0, std::int64_t m, std::int64_t batch, std::int64_t p0,
+                              std::int64_t limit) {
+  const ModelConfig& c = config_;
+  const LayerWeights& w = layers_[layer];
+  const Rope& rope = ropes_[rope_of_[layer]];
+  const std::int64_t E = c.embedding, D = c.head_dim;
+  const int H = c.heads, G = c.kv_heads;
+  const std::int64_t q_dim = H * D, kv_dim = G * D, qkv_dim = q_dim + 2 * kv_dim;
+  const float* x = x_.data();
+  parallel_for(m, [&](std::int64_t t) {
+    rms_norm(x + (t0 + t) * E, w.attn_norm, E, c.rms_eps, norm_.data() + t * E);
+  }, 16);
+  matmul_.run(w.qkv, norm_.data(), m, qkv_.data(), route_);
+  parallel_for(m, [&](std::int64_t t) {
+    const std::int64_t i = t0 + t, pos = p0 + i;  // index in the batch, position in the sequence
+    float* row = qkv_.data() + t * qkv_dim;
+    if (w.q_norm) {
+      for (int h = 0; h < H; ++h) rms_norm(row + h * D, w.q_norm, D, c.rms_eps, row + h * D);
+      for (int g = 0; g < G; ++g) rms_norm(row + q_dim + g * D, w.k_norm, D, c.rms_eps, row + q_dim + g * D);
+    }
+    if (limit > 0) {
+      for (int h = 0; h < H; ++h) {
+        float* q_far = q_far_.data() + (h * batch + i) * D;
+        std::memcpy(q_far, row + h * D, D * 4);
+        rope.apply(q_far, 1, D, limit);
+      }
+      for (int g = 0; g < G; ++g) std::memcpy(k_far_.data() + (g * batch + i) * D, row + q_dim + g * D, D * 4);
+    }
+    rope.apply(row, H, D, pos);
+    rope.apply(row + q_dim, G, D, pos);
+    for (int h = 0; h < H; ++h) std::memcpy(q_heads_.data() + (h * batch + i) * D, row + h * D, D * 4);
+    for (int g = 0; g < G; ++g) {
+      std::memcpy(k_new_.data() + (g * batch + i) * D, row + q_dim + g * D, D * 4);
+      std::memcpy(v_new_.data() + (g * batch + i) * D, row + q_dim + kv_dim + g * D, D * 4);
+    }
+  }, 16);
+}
+
+void Transformer::finish_layer(int layer, std::int64_t t0, std::int64_t m, std::int64_t batch) {
+  const ModelConfig& c = config_;
+  const LayerWeights& w = layers_[layer];
+  const std::int64_t E = c.embedding, D = c.head_dim, F = c.ffn, q_dim = std::int64_t(c.heads) * D;
+  float* x = x_.data();
+  parallel_for(m, [&](std::int64_t t) {
+    for (int h = 0; h < c.heads; ++h)
+      std::memcpy(mixed_.data() + t * q_dim + h * D, attn_.data() + (h * batch + t0 + t) * D, D * 4);
+  }, 16);
+  matmul_.run(w.output, mixed_.data(), m, proj_.data(), route_);
+  parallel_for(m, [&](std::int64_t t) {
+    float* o = proj_.data() + t * E;
+    if (w.post_attention_norm) rms_norm(o, w.post_attention_norm, E, c.rms_eps, o);
+    float* xt = x + (t0 + t) * E;
+    add_inplace(xt, o, E);
+    rms_norm(xt, w.ffn_norm, E, c.rms_eps, norm_.data() + t * E);
+  }, 16);
+  matmul_.run(w.gate_up, norm_.data(), m, gate_up_.data(), route_);
+  parallel_for(m, [&](std::int64_t t) {
+    const float* gu = gate_up_.data() + t * 2 * F;
+    if (c.activation == Activation::GeluTanh) gelu_tanh_mul(gu, gu + F, F, hidden_.data() + t * F);
+    else silu_mul(gu, gu + F, F, hidden_.data() + t * F);
+  }, 16);
+  matmul_.run(w.down, hidden_.data(), m, proj_.data(), route_);
+  parallel_for(m, [&](std::int64_t t) {
+    float* f = proj_.data() + t * E;
+    if (w.post_ffw_norm) rms_norm(f, w.post_ffw_norm, E, c.rms_eps, f);
+    add_inplace(x + (t0 + t) * E, f, E);
+  }, 16);
+}
+
+PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache& cache, float* logits,
+                                  const PrefillHooks& hooks, bool decode_step) {
+  const ModelConfig& c = config_;
+  const std::int64_t m = static_cast<std::int64_t>(tokens.size()), p0 = cache.size();
+  const std::int64_t E = c.embedding, D = c.head_dim, F = c.ffn;
+  const int H = c.heads, G = c.kv_heads;
+  const std::int64_t q_dim = H * D, kv_dim = G * D, qkv_dim = q_dim + 2 * kv_dim;
+  for (Rope& rope : ropes_) rope.reserve(cache.capacity());
+  const std::int64_t chunk = std::min(m, kChunk);
+  x_.ensure(m * E);
+  q_heads_.ensure(m * q_dim);
+  k_new_.ensure(m * kv_dim);
+  v_new_.ensure(m * kv_dim);
+  attn_.ensure(m * q_dim);
+  norm_.ensure(chunk * E);
+  qkv_.ensure(chunk * qkv_dim);
+  mixed_.ensure(chunk * q_dim);
+  proj_.ensure(chunk * E);
+  gate_up_.ensure(chunk * 2 * F);
+  hidden_.ensure(chunk * F);
+  PrefillStats stats;
+
+  for (std::int32_t token : tokens)  // checked here: an exception must not leave a parallel region
+    LS_CHECK(token >= 0 && token < c.vocab, "token id {} outside the vocabulary (0..{})", token, c.vocab - 1);
+  parallel_for(m, [&](std::int64_t t) { embed(tokens[t], x_.data() + t * E); }, 64);
+
+  for (int layer = 0; layer < c.layers; ++layer) {
+    const LayerConfig& lc = c.layer[layer];
+    // Local layers always run the sliding-window kernel; a sparse method runs on global ones.
+    LayerAttention& attention = lc.local() || !hooks.attention ? dense_attention_ : *hooks.attention;
+
+    // A distance cap (LM-Infinite) needs the queries as seen from the cap and the keys before
+    // rotation: q_far · k_far is the score of any pair at distance `limit`.
+    const std::int64_t limit = lc.local() ? 0 : attention.distance_limit(layer, H);
+    const bool capped = !decode_step && limit > 0 && p0 + m - 1 > limit;
+    LS_CHECK(!capped || p0 == 0,
+             "a RoPE distance cap (lambda) needs the whole prompt in one batch: drop --ubatch or shorten the prompt");
+    if (capped) {
+      q_far_.ensure(m * q_dim);
+      k_far_.ensure(m * kv_dim);
+    }
+    for (std::int64_t c0 = 0; c0 < m; c0 += chunk) project_qkv(layer, c0, std::min(chunk, m - c0), m, p0, capped ? limit : 0);
+
+    if (decode_step) {
+      cache.write(layer, p0, m, k_new_.data(), v_new_.data());
+      decode_attention_.run(cache, layer, q_heads_.data(), H, p0 + 1, c.attention_scale, attn_.data());
+    } else {
+      // The keys this batch's queries may see: the cached ones (a local layer: only its window)
+      // followed by the batch's own.
+      const std::int64_t first = lc.local() ? std::max<std::int64_t>(0, p0 - lc.window + 1) : 0;
+      const std::int64_t n_k = p0 + m - first;
+      const float* k = k_new_.data();
+      const float* v = v_new_.data();
+      if (first < p0) {
+        k_ctx_.ensure(G * n_k * D);
+        v_ctx_.ensure(G * n_k * D);
+        cache.read(layer, first, p0, k_ctx_.data(), v_ctx_.data(), n_k);
+        for (int g = 0; g < G; ++g) {
+          std::memcpy(k_ctx_.data() + (g * n_k + p0 - first) * D, k_new_.data() + g * m * D, m * D * 4);
+          std::memcpy(v_ctx_.data() + (g * n_k + p0 - first) * D, v_new_.data() + g * m * D, m * D * 4);
+        }
+        k = k_ctx_.data();
+        v = v_ctx_.data();
+      }
+      const AttnInput in{q_heads_.data(), k, v,
+                         {H, G, m, n_k, static_cast<int>(D), c.attention_scale, lc.window}};
+      if (hooks.capture) hooks.capture(layer, in);
+      Timer attention_timer;
+      const FarVectors far = capped ? FarVectors{limit, q_far_.data(), k_far_.data()} : FarVectors{};
+      attention.prefill(layer, in, far, attn_.data());
+      stats.attention_ms += attention_timer.ms();
+      cache.write(layer, p0, m, k_new_.data(), v_new_.data());
+    }
+
+    for (std::int64_t c0 = 0; c0 < m; c0 += chunk) finish_layer(layer, c0, std::min(chunk, m - c0), m);
+  }
+  cache.set_size(p0 + m);
+  logits_of(x_.data() + (m - 1) * E, logits);
+  return stats;
+}
+
+PrefillStats Transformer::prefill(std::span<const std::int32_t> tokens, KvCache& cache, float* logits,
+                                  const PrefillHooks& hooks, std::int64_t ubatch) {
+  const std::int64_t n = static_cast<std::int64_t>(tokens.size());
+  LS_CHECK(n > 0, "empty prompt");
+  LS_CHECK(ubatch >= 0, "invalid ubatch {}", ubatch);
+  LS_CHECK(cache.size() + n <= cache.capacity(), "prompt of {} tokens{} exceeds the context of {}", n,
+           cache.size() ? fmt::format(" after {} cached", cache.size()) : std::string(), cache.capacity());
+  const std::int64_t step = ubatch > 0 ? ubatch : n;
+  PrefillStats stats;
+  for (std::int64_t t0 = 0; t0 < n; t0 += step) {
+    const PrefillStats s = forward(tokens.subspan(t0, std::min(step, n - t0)), cache, logits, hooks, false);
+    stats.attention_ms += s.attention_ms;
+  }
+  return stats;
+}
+
+void Transformer::decode(std::int32_t token, KvCache& cache, float* logits) {
+  LS_CHECK(cache.size() < cache.capacity(), "context full: {} tokens", cache.capacity());
+  forward({&token, 1}, cache, logits, {}, true);
+}
+
+}  // namespace ls

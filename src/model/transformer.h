@@ -1,0 +1,107 @@
+// The decoder forward pass for every architecture we load (llama: SmolLM2; gemma3: Gemma 3),
+// driven by ModelConfig: one layer body serves prefill (many tokens), chunked prefill and
+// decode (one token), so nothing is written twice.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/buffer.h"
+#include "kv/decode_attention.h"
+#include "kv/kv_cache.h"
+#include "model/layer_attention.h"
+#include "model/matmul.h"
+#include "model/model_config.h"
+#include "model/ops.h"
+
+namespace ls {
+
+class GgufFile;
+
+struct LayerWeights {
+  const float* attn_norm = nullptr;            // [embedding]
+  WeightMatrix qkv;                            // [(heads + 2 kv_heads) · head_dim][embedding]: Q, K, V rows
+  const float* q_norm = nullptr;               // [head_dim] (QK-norm), or nullptr
+  const float* k_norm = nullptr;               // [head_dim]
+  WeightMatrix output;                         // [embedding][heads · head_dim]
+  const float* post_attention_norm = nullptr;  // [embedding] (post-norms), or nullptr
+  const float* ffn_norm = nullptr;             // [embedding]
+  WeightMatrix gate_up;                        // [2 ffn][embedding]: gate rows, then up rows
+  WeightMatrix down;                           // [embedding][ffn]
+  const float* post_ffw_norm = nullptr;        // [embedding], or nullptr
+};
+
+struct PrefillStats {
+  double attention_ms = 0.0;  // time inside the layer attention calls
+};
+
+class Transformer {
+ public:
+  // `file` must outlive the model (weights point into its mapping).
+  explicit Transformer(const GgufFile& file);
+
+  const ModelConfig& config() const { return config_; }
+  std::int64_t weight_bytes() const;  // repacked weights held in memory
+  // A cache for `capacity` positions; local (sliding-window) layers keep only their window.
+  KvCache make_cache(std::int64_t capacity, KvType key_type = KvType::F16, KvType value_type = KvType::F16) const;
+
+  // Runs the tokens at positions cache.size() .. cache.size() + n - 1 through every layer,
+  // appending them to the cache (an empty cache: a prompt; a filled one: its continuation), and
+  // writes the logits of the last token to logits [vocab]. With ubatch > 0 the tokens go through
+  // the model in chunks of at most `ubatch` (llama.cpp's -ub); each chunk's queries attend to
+  // the cache plus the chunk. Sparse methods (hooks.attention) run on global layers; local
+  // layers always run the dense sliding-window kernel.
+  PrefillStats prefill(std::span<const std::int32_t> tokens, KvCache& cache, float* logits,
+                       const PrefillHooks& hooks = {}, std::int64_t ubatch = 0);
+  // Runs one token at position cache.size(), appends it to the cache, writes logits [vocab].
+  void decode(std::int32_t token, KvCache& cache, float* logits);
+
+  // Forward pass knobs for benchmarks and tests.
+  void set_matmul_route(MatmulRoute route) { route_ = route; }
+
+ private:
+  // One batch of m tokens at positions p0 = cache.size() .. p0 + m - 1.
+  PrefillStats forward(std::span<const std::int32_t> tokens, KvCache& cache, float* logits,
+                       const PrefillHooks& hooks, bool decode_step);
+  // Norm, projection, QK-norm and RoPE of tokens [t0, t0 + m) of the batch, into the head-major
+  // q_heads_, k_new_, v_new_ (and the distance-cap vectors when `limit` > 0).
+  void project_qkv(int layer, std::int64_t t0, std::int64_t m, std::int64_t batch, std::int64_t p0,
+                   std::int64_t limit);
+  // Output projection, residual, FFN, residual for tokens [t0, t0 + m) of the batch.
+  void finish_layer(int layer, std::int64_t t0, std::int64_t m, std::int64_t batch);
+  void embed(std::int32_t token, float* out) const;
+  void logits_of(const float* x, float* logits);
+
+  ModelConfig config_;
+  std::vector<LayerWeights> layers_;
+  const float* output_norm_ = nullptr;  // [embedding]
+  WeightPart embeddings_;               // [vocab][embedding]: token_embd, file layout
+  WeightMatrix lm_head_;                // [vocab][embedding]: output, or token_embd when tied
+  std::vector<Rope> ropes_;             // one per distinct base; rope_of_[layer] indexes it
+  std::vector<int> rope_of_;
+  Matmul matmul_;
+  MatmulRoute route_ = MatmulRoute::Auto;
+  DecodeAttention decode_attention_;
+  DenseLayerAttention dense_attention_;
+
+  // Batch activations, O(batch · embedding).
+  Buffer<float> x_;        // [batch][embedding] residual stream
+  Buffer<float> q_heads_;  // [heads][batch][head_dim]
+  Buffer<float> k_new_;    // [kv_heads][batch][head_dim] the batch's keys and values
+  Buffer<float> v_new_;
+  Buffer<float> k_ctx_;    // [kv_heads][n_k][head_dim] cached keys + the batch's (continuations)
+  Buffer<float> v_ctx_;
+  Buffer<float> attn_;     // [heads][batch][head_dim] attention output
+  Buffer<float> q_far_;    // [heads][batch][head_dim] queries rotated to the distance cap (layers with one)
+  Buffer<float> k_far_;    // [kv_heads][batch][head_dim] keys before rotation (layers with one)
+  // Per sub-chunk of the batch.
+  Buffer<float> norm_;     // [chunk][embedding]
+  Buffer<float> qkv_;      // [chunk][(heads + 2 kv_heads) · head_dim]
+  Buffer<float> mixed_;    // [chunk][heads · head_dim] attention output, token-major
+  Buffer<float> proj_;     // [chunk][embedding]
+  Buffer<float> gate_up_;  // [chunk][2 ffn]
+  Buffer<float> hidden_;   // [chunk][ffn]
+};
+
+}  // namespace ls
