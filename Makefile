@@ -38,7 +38,7 @@ test: build models
 # llama.cpp reference test (the whole forward pass on five prompts, minutes under ASan) is left
 # to `make test` unless ASAN_CTEST_EXCLUDE is emptied; the model still runs under ASan in the
 # other model tests.
-ASAN_CTEST_EXCLUDE ?= LlamaReference
+ASAN_CTEST_EXCLUDE ?= ModelReference
 # -O1 with line tables only: half the build time of -O2 -g on 2 cores (7 vs 14 minutes), and
 # reports still name file and line.
 SAN_OPT ?= -O1 -g1
