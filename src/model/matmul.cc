@@ -118,13 +118,40 @@ void q5_0_as_q8_0(const std::uint8_t* src, std::uint8_t* out) {
   }
 }
 
-// Repacks rows [0, rows) of `part` into tiles, starting at output row `row0`.
+// Sub-block `sub` (32 elements) of a Q4_K super-block as a Q4_1 block: its values
+// d·sc·q − dmin·m with q in 0..15 are a Q4_1 block with scale d·sc and min −dmin·m, both
+// rounded to fp16 (a relative change of at most 2^-11 of each scale, far below the 4-bit
+// steps themselves).
+void q4_k_as_q4_1(const std::uint8_t* src, int sub, std::uint8_t* out) {
+  BlockQ4_K b;
+  std::memcpy(&b, src, sizeof b);
+  std::uint8_t sc, mn;
+  kquant_scale_min(b.scales, sub, &sc, &mn);
+  const std::uint16_t d = _cvtss_sh(half_to_float(b.d) * float(sc), 0);
+  const std::uint16_t m = _cvtss_sh(-half_to_float(b.dmin) * float(mn), 0);
+  std::memcpy(out, &d, 2);
+  std::memcpy(out + 2, &m, 2);
+  const std::uint8_t* qs = b.qs + (sub / 2) * 32;  // sub-blocks 2j and 2j+1 share 32 bytes
+  const int shift = sub % 2 ? 4 : 0;
+  for (int j = 0; j < 16; ++j)
+    out[4 + j] = static_cast<std::uint8_t>(((qs[j] >> shift) & 15) | (((qs[j + 16] >> shift) & 15) << 4));
+}
+
+// Repacks rows [0, rows) of `part` into tiles, starting at output row `row0`: Q4_1 parts, and
+// Q4_K parts converted sub-block by sub-block.
 void pack_q4_1(const WeightPart& part, std::int64_t row0, std::int64_t blocks, std::uint8_t* packed) {
   const auto* src = static_cast<const std::uint8_t*>(part.data);
+  const bool k_quant = part.type == GgmlType::Q4_K;
+  std::uint8_t converted[kQ4_1BlockBytes];
   for (std::int64_t r = 0; r < part.rows; ++r) {
     std::int64_t out_row = row0 + r, group = out_row / kGroupRows, lane = out_row % kGroupRows;
     for (std::int64_t b = 0; b < blocks; ++b) {
       const std::uint8_t* block = src + (r * blocks + b) * kQ4_1BlockBytes;
+      if (k_quant) {
+        const std::uint8_t* super = src + (r * blocks / 8 + b / 8) * std::int64_t(sizeof(BlockQ4_K));
+        q4_k_as_q4_1(super, static_cast<int>(b % 8), converted);
+        block = converted;
+      }
       std::uint8_t* tile = packed + (group * blocks + b) * kQ4_1Tile;
       for (int i = 0; i < 4; ++i) std::memcpy(tile + 64 * i + 4 * lane, block + 4 + 4 * i, 4);
       std::memcpy(tile + 256 + 2 * lane, block, 2);
@@ -239,9 +266,11 @@ WeightMatrix WeightMatrix::from_parts(std::span<const WeightPart> parts) {
              "quantized rows must be a multiple of {} elements, got {}", kBlock, part.cols);
     w.rows_ += part.rows;
   }
-  // Q5_0 values are exact Q8_0 values: Q8_0 and Q5_0 parts share the int8 kernel. Other mixed
-  // types are held as dense fp32.
-  auto kernel_type = [](GgmlType t) { return t == GgmlType::Q5_0 ? GgmlType::Q8_0 : t; };
+  // Q5_0 values are exact Q8_0 values, Q4_K sub-blocks are Q4_1 blocks: they share those int8
+  // kernels. Other mixed types are held as dense fp32.
+  auto kernel_type = [](GgmlType t) {
+    return t == GgmlType::Q5_0 ? GgmlType::Q8_0 : t == GgmlType::Q4_K ? GgmlType::Q4_1 : t;
+  };
   w.type_ = kernel_type(parts[0].type);
   for (const WeightPart& part : parts)
     if (kernel_type(part.type) != w.type_) w.type_ = GgmlType::F32;

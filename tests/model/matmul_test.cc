@@ -140,8 +140,14 @@ TEST(Matmul, Q8_0Int8MatchesReference) {
   check_matmul(GgmlType::Q8_0, 48, 576, 1, MatmulRoute::Int8, 31);
 }
 
-// Q5_0 runs the Q8_0 int8 kernel (its values are exact Q8_0 values); Q4_K is held dense.
+// Q5_0 runs the Q8_0 int8 kernel (its values are exact Q8_0 values), Q4_K the Q4_1 kernel (its
+// sub-blocks are Q4_1 blocks with fp16-rounded scales, inside the bound's 1e-5·max|x| term).
 TEST(Matmul, Q5_0AndQ4_KMatchReferenceOnBothRoutes) {
+  std::vector<std::uint8_t> q5(22 * 5), q4k(144 * 2);
+  EXPECT_TRUE(WeightMatrix::from_part({GgmlType::Q5_0, 1, 160, q5.data()}).has_int8_kernel());
+  EXPECT_TRUE(WeightMatrix::from_part({GgmlType::Q4_K, 1, 512, q4k.data()}).has_int8_kernel());
+  std::vector<std::uint8_t> q6k(210 * 2);
+  EXPECT_FALSE(WeightMatrix::from_part({GgmlType::Q6_K, 1, 512, q6k.data()}).has_int8_kernel());
   for (MatmulRoute route : {MatmulRoute::Int8, MatmulRoute::Sgemm})
     for (std::int64_t m : {1, 3, 6, 9}) {
       check_matmul(GgmlType::Q5_0, 37, 160, m, route, 60 + m);
