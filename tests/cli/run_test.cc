@@ -83,3 +83,29 @@ TEST(RunCli, SameSeedSameOutput) {
 }
 
 }  // namespace
+
+namespace {
+
+// llama.cpp's KV cache and batch flags: the types land in --json, an unknown type lists the
+// valid ones, and chunked prefill (-ub) gives the same greedy tokens on this short prompt.
+TEST(RunCli, CacheTypesAndUbatch) {
+  const Result bad = run_cli("-m smollm2 -p hi -n 1 -ctk q4_0");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_THAT(bad.output, testing::HasSubstr("valid: f32, f16, bf16, q8_0"));
+  if (!model_cached()) GTEST_SKIP() << "model not cached; run scripts/fetch-model smollm2";
+  const std::string prompt = "-p \"The capital of France is Paris. The capital of Italy is\" -n 6 --temp 0 --json";
+  const Result a = ls::testing::run_longsparse("run " + prompt + " -ctk q8_0 -ctv bf16", "", false);
+  const Result b = ls::testing::run_longsparse("run " + prompt + " -ub 4", "", false);
+  ASSERT_EQ(a.status, 0) << a.output;
+  ASSERT_EQ(b.status, 0) << b.output;
+  const auto ja = nlohmann::json::parse(a.output), jb = nlohmann::json::parse(b.output);
+  EXPECT_EQ(ja["cache_type_k"], "q8_0");
+  EXPECT_EQ(ja["cache_type_v"], "bf16");
+  EXPECT_EQ(jb["cache_type_k"], "f16");
+  EXPECT_EQ(jb["ubatch"], 4);
+  EXPECT_EQ(ja["layer_pattern"], std::string(30, 'G'));
+  // q8_0 keys + bf16 values: 2 × 34 + 128 bytes per row, 30 layers × 3 KV heads.
+  EXPECT_EQ(ja["kv_bytes_allocated"].get<std::int64_t>() % (30 * 3 * (68 + 128)), 0);
+}
+
+}  // namespace
