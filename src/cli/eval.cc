@@ -27,12 +27,7 @@ void setup_eval(CLI::App& app) {
   app.add_option("--decode", args->methods.decode, "decode selector spec");
   app.add_option("--policy", args->methods.policy, "per-layer/head policy file");
   app.add_option("--dense-layers", args->methods.dense_layers, "layers kept dense, e.g. 0,1");
-  app.add_option("--cache-type-k", args->methods.cache_type_k, "KV cache type of keys (-ctk): f32, f16, bf16, q8_0")
-      ->capture_default_str();
-  app.add_option("--cache-type-v", args->methods.cache_type_v, "KV cache type of values (-ctv): f32, f16, bf16, q8_0")
-      ->capture_default_str();
-  app.add_option("--ubatch", args->methods.ubatch, "prefill in chunks of this many tokens (-ub; 0: whole prompt)")
-      ->capture_default_str();
+  add_cache_options(app, args->methods.cache);
   app.add_option("--out", args->out, "results JSONL (appended; samples already there for this method are skipped)")->required();
   app.add_option("-t,--threads", args->threads, "threads (default: all cores)");
   app.add_flag("--no-progress", args->no_progress, "no progress bar");

@@ -105,10 +105,10 @@ class ModelGenerator : public eval::Generator {
     if (!methods.dense_layers.empty()) policy.set_dense_layers(parse_layer_list(methods.dense_layers));
     if (!methods.policy.empty()) policy.set_profile(load_profile(methods.policy));
     dense_ = (methods.prefill.empty() || methods.prefill == "dense") && methods.policy.empty();
-    key_type_ = parse_kv_type(methods.cache_type_k);
-    value_type_ = parse_kv_type(methods.cache_type_v);
-    LS_CHECK(methods.ubatch >= 0, "--ubatch must be >= 0");
-    ubatch_ = methods.ubatch;
+    key_type_ = parse_kv_type(methods.cache.cache_type_k);
+    value_type_ = parse_kv_type(methods.cache.cache_type_v);
+    LS_CHECK(methods.cache.ubatch >= 0, "--ubatch must be >= 0");
+    ubatch_ = methods.cache.ubatch;
     if (!dense_) attention_ = std::make_unique<SparsePrefill>(std::move(policy));
   }
 
@@ -155,6 +155,15 @@ class ModelGenerator : public eval::Generator {
 };
 
 }  // namespace
+
+void add_cache_options(CLI::App& app, CacheOptions& o) {
+  app.add_option("--cache-type-k", o.cache_type_k, "KV cache type of keys (-ctk): f32, f16, bf16, q8_0")
+      ->capture_default_str();
+  app.add_option("--cache-type-v", o.cache_type_v, "KV cache type of values (-ctv): f32, f16, bf16, q8_0")
+      ->capture_default_str();
+  app.add_option("--ubatch", o.ubatch, "prefill in chunks of this many tokens (-ub; 0: the whole prompt)")
+      ->capture_default_str();
+}
 
 void set_threads(int threads) {
   set_num_threads(threads);

@@ -2,6 +2,8 @@
 // template + tokenizer) used to fit task lengths, and the text generator used by eval/sweep.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -15,10 +17,17 @@ namespace ls::cli {
 // "approx" (no model: plain prompt, approximate counter) or a model path / cached name.
 std::unique_ptr<eval::PromptFormatter> make_formatter(const std::string& model);
 
-struct MethodOptions {
-  std::string prefill = "dense", decode = "dense", policy, dense_layers;
+// llama.cpp's KV cache and batch flags, shared by run, eval and sweep.
+struct CacheOptions {
   std::string cache_type_k = "f16", cache_type_v = "f16";  // KV cache element types (kv/kv_type.h)
   std::int64_t ubatch = 0;                                  // prefill chunk; 0: the whole prompt
+};
+// Declares --cache-type-k (-ctk), --cache-type-v (-ctv) and --ubatch (-ub) on `app`.
+void add_cache_options(CLI::App& app, CacheOptions& o);
+
+struct MethodOptions {
+  std::string prefill = "dense", decode = "dense", policy, dense_layers;
+  CacheOptions cache;
 };
 
 // A generator for the model with the given attention methods. "oracle" answers every sample

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/eval_model.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/parallel.h"
@@ -46,9 +47,7 @@ struct RunOptions {
   std::string prefill;       // sparse prefill method spec; empty: dense
   std::string dense_layers;  // layers kept dense under --prefill
   std::string policy;        // per-layer / per-head profile file (longsparse profile)
-  std::string cache_type_k = "f16";
-  std::string cache_type_v = "f16";
-  std::int64_t ubatch = 0;   // 0: the whole prompt in one batch
+  CacheOptions cache;        // -ctk, -ctv, -ub
 };
 
 std::string read_file(const std::string& path) {
@@ -63,8 +62,8 @@ void run(const RunOptions& o) {
   LS_CHECK(o.prompt.empty() != o.prompt_file.empty(), "give the prompt with exactly one of -p and -f");
   LS_CHECK(o.tokens >= 0, "-n must be >= 0");
   validate(o.sampler);
-  const KvType key_type = parse_kv_type(o.cache_type_k), value_type = parse_kv_type(o.cache_type_v);
-  LS_CHECK(o.ubatch >= 0, "--ubatch must be >= 0");
+  const KvType key_type = parse_kv_type(o.cache.cache_type_k), value_type = parse_kv_type(o.cache.cache_type_v);
+  LS_CHECK(o.cache.ubatch >= 0, "--ubatch must be >= 0");
   const Truncation truncation = o.truncate.empty() ? Truncation::None : parse_truncation(o.truncate);
   if (o.threads > 0) set_num_threads(o.threads);
   set_blas_threads(num_threads());
@@ -114,7 +113,7 @@ void run(const RunOptions& o) {
   options.max_tokens = o.tokens;
   options.sampler = o.sampler;
   options.hooks.attention = sparse.get();
-  options.ubatch = o.ubatch;
+  options.ubatch = o.cache.ubatch;
   GenerateResult result = generate(model, tokenizer, prompt, cache, options, [&](std::string_view piece) {
     if (o.json) return;
     std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -138,7 +137,7 @@ void run(const RunOptions& o) {
         {"kv_bytes_allocated", cache.bytes_allocated()},
         {"cache_type_k", kv_type_name(key_type)},
         {"cache_type_v", kv_type_name(value_type)},
-        {"ubatch", o.ubatch},
+        {"ubatch", o.cache.ubatch},
         {"layer_pattern", config.layer_pattern()},
         {"prefill_layers", sparse ? nlohmann::json(config.global_layers()) : nlohmann::json::array()},
         {"prefill_method", sparse ? sparse->policy().describe() : "dense"},
@@ -204,12 +203,7 @@ void setup_run(CLI::App& app) {
   app.add_option("--prefill", o->prefill, "sparse prefill method spec, e.g. flexprefill (see `longsparse methods`)");
   app.add_option("--dense-layers", o->dense_layers, "with --prefill or --policy: layers kept dense, e.g. 0,1");
   app.add_option("--policy", o->policy, "per-layer/head method profile (JSON from `longsparse profile`)");
-  app.add_option("--cache-type-k", o->cache_type_k, "KV cache type of keys (-ctk): f32, f16, bf16, q8_0")
-      ->capture_default_str();
-  app.add_option("--cache-type-v", o->cache_type_v, "KV cache type of values (-ctv): f32, f16, bf16, q8_0")
-      ->capture_default_str();
-  app.add_option("--ubatch", o->ubatch, "prefill in chunks of this many tokens (-ub; 0: the whole prompt)")
-      ->capture_default_str();
+  add_cache_options(app, o->cache);
   app.callback([o] { run(*o); });
 }
 

@@ -13,8 +13,7 @@ namespace {
 
 struct SweepArgs {
   std::string config, model, out;
-  std::string cache_type_k = "f16", cache_type_v = "f16";
-  std::int64_t ubatch = 0;
+  CacheOptions cache;  // applied to every run
   int threads = 0;
   bool no_progress = false, dry_run = false;
 };
@@ -25,12 +24,7 @@ void setup_sweep(CLI::App& app) {
   app.add_option("-m,--model", args->model, "model (overrides the config's \"model\")");
   app.add_option("--out", args->out, "results JSONL (overrides the config's \"out\")");
   app.add_option("-t,--threads", args->threads, "threads (default: all cores)");
-  app.add_option("--cache-type-k", args->cache_type_k, "KV cache type of keys (-ctk) for every run: f32, f16, bf16, q8_0")
-      ->capture_default_str();
-  app.add_option("--cache-type-v", args->cache_type_v, "KV cache type of values (-ctv) for every run")
-      ->capture_default_str();
-  app.add_option("--ubatch", args->ubatch, "prefill in chunks of this many tokens (-ub; 0: whole prompt)")
-      ->capture_default_str();
+  add_cache_options(app, args->cache);
   app.add_flag("--no-progress", args->no_progress, "no progress bar");
   app.add_flag("--dry-run", args->dry_run, "generate the samples and list the runs without evaluating");
   app.callback([args] {
@@ -52,8 +46,7 @@ void setup_sweep(CLI::App& app) {
       return;
     }
     auto factory = [&](const eval::SweepMethod& m) {
-      return make_generator(config.model, {m.prefill, m.decode, m.policy, m.dense_layers, args->cache_type_k,
-                                           args->cache_type_v, args->ubatch});
+      return make_generator(config.model, {m.prefill, m.decode, m.policy, m.dense_layers, args->cache});
     };
     auto stats = eval::run_sweep(config, samples, *formatter, factory, !args->no_progress && isatty(fileno(stderr)),
                                  [&](eval::Generator& g) { prepare_oracle(g, samples, *formatter); });

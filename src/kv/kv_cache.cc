@@ -24,7 +24,7 @@ KvCache::KvCache(const KvCacheShape& shape) : shape_(shape) {
     l.ring = w > 0 && w < shape.capacity;
     l.slots = l.ring ? w : shape.capacity;
     l.begin = total;
-    total += layer_bytes(i, l.slots);
+    total += layer_bytes(l.slots);
     layers_.push_back(l);
   }
   data_.reset(std::size_t(total));
@@ -58,10 +58,9 @@ void KvCache::read(int layer, std::int64_t first, std::int64_t last, float* k, f
   LS_CHECK(layer >= 0 && layer < shape_.layers, "KV cache layer {} out of range", layer);
   LS_CHECK(first >= 0 && first <= last && last <= shape_.capacity, "KV cache read of positions {}..{}", first,
            last);
-  LS_CHECK(first >= first_held(layer, size_ > last ? size_ : last) || !layers_[layer].ring,
-           "KV cache layer {} no longer holds position {}", layer, first);
-  LS_CHECK(!layers_[layer].ring || last - first <= layers_[layer].slots,
-           "KV cache layer {} holds {} positions; {}..{} asked", layer, layers_[layer].slots, first, last - 1);
+  // A ring holds the last `slots` positions of max(size, last); this also bounds last - first.
+  LS_CHECK(first >= first_held(layer, std::max(size_, last)), "KV cache layer {} no longer holds position {}",
+           layer, first);
   const int dim = shape_.dim, G = shape_.kv_heads;
   const std::int64_t n = last - first;
   if (n == 0) return;
@@ -88,22 +87,16 @@ void KvCache::set_size(std::int64_t size) {
   size_ = size;
 }
 
-std::int64_t KvCache::bytes_allocated() const {
-  std::int64_t total = 0;
-  for (int i = 0; i < shape_.layers; ++i) total += layer_bytes(i, layers_[i].slots);
-  return total;
-}
-
 std::int64_t KvCache::bytes_used() const {
   std::int64_t total = 0;
-  for (int i = 0; i < shape_.layers; ++i) total += layer_bytes(i, std::min(size_, layers_[i].slots));
+  for (int i = 0; i < shape_.layers; ++i) total += layer_bytes(std::min(size_, layers_[i].slots));
   return total;
 }
 
 std::int64_t KvCache::bytes_per_token() const {
   std::int64_t total = 0;
   for (int i = 0; i < shape_.layers; ++i)
-    if (!layers_[i].ring) total += layer_bytes(i, 1);
+    if (!layers_[i].ring) total += layer_bytes(1);
   return total;
 }
 

@@ -73,7 +73,7 @@ class KvCache {
   void clear() { size_ = 0; }
 
   // Bytes allocated, and bytes holding tokens (keys and values of all layers).
-  std::int64_t bytes_allocated() const;
+  std::int64_t bytes_allocated() const { return static_cast<std::int64_t>(data_.size()); }
   std::int64_t bytes_used() const;
   // Bytes one more token adds once every ring is full (global layers only).
   std::int64_t bytes_per_token() const;
@@ -89,7 +89,7 @@ class KvCache {
     const std::int64_t keys_bytes = l.slots * shape_.kv_heads * key_row_bytes_;
     return l.begin + (which ? keys_bytes + kv_head * l.slots * value_row_bytes_ : kv_head * l.slots * key_row_bytes_);
   }
-  std::int64_t layer_bytes(int layer, std::int64_t slots) const {
+  std::int64_t layer_bytes(std::int64_t slots) const {
     return slots * shape_.kv_heads * (key_row_bytes_ + value_row_bytes_);
   }
 

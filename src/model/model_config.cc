@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -136,10 +137,11 @@ std::string ModelConfig::summary() const {
                               "context {}, RoPE θ {} over {} dims, RMSNorm ε {}",
                               name.empty() ? "unnamed" : name, architecture, layers, embedding, heads, kv_heads,
                               head_dim, ffn, vocab, context_length, rope_theta, rope_dims, rms_eps);
-  if (sliding_window > 0) {
+  const auto local = std::find_if(layer.begin(), layer.end(), [](const LayerConfig& l) { return l.local(); });
+  if (local != layer.end()) {
     const std::vector<int> global = global_layers();
     s += fmt::format("; {} local layers (window {}, RoPE θ {}), global layers {}", layers - int(global.size()),
-                     sliding_window, layer[0].local() ? layer[0].rope_theta : 10000.0, fmt::join(global, ","));
+                     local->window, local->rope_theta, fmt::join(global, ","));
   }
   return s;
 }
