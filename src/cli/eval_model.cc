@@ -59,6 +59,10 @@ struct LoadedModel {
   std::unique_ptr<Transformer> llama;  // null until a generator needs it
   std::unique_ptr<Tokenizer> tokenizer;
   ChatFormat chat;
+  // Prompts in the chat template only when the file carries one (an instruction-tuned model); a
+  // base model (no tokenizer.chat_template, e.g. the Gemma 3 270M file) gets the task text as
+  // is, as RULER's "base" model template does.
+  bool chat_prompts = false;
 };
 
 LoadedModel& load_model(const std::string& model, bool with_weights) {
@@ -70,7 +74,8 @@ LoadedModel& load_model(const std::string& model, bool with_weights) {
     slot->name = std::filesystem::path(path).filename().string();
     slot->file = GgufFile::open(path);
     TokenizerData data = tokenizer_data_from_gguf(*slot->file);
-    slot->chat = chat_format_from_tokenizer(data);
+    slot->chat_prompts = !data.chat_template.empty();
+    if (slot->chat_prompts) slot->chat = chat_format_from_tokenizer(data);
     slot->tokenizer = std::make_unique<Tokenizer>(std::move(data));
   }
   if (with_weights && !slot->llama) slot->llama = std::make_unique<Transformer>(*slot->file);
@@ -79,10 +84,12 @@ LoadedModel& load_model(const std::string& model, bool with_weights) {
 
 // The model's tokenizer and chat template: the user turn holds the task input, then the
 // generation prompt, then the answer prefix (as RULER appends it after the model template).
+// Without a chat template in the file: input + answer prefix (RULER's base-model template).
 class ModelFormatter : public eval::PromptFormatter {
  public:
   explicit ModelFormatter(const LoadedModel& model) : model_(model) {}
   std::string format(const std::string& input, const std::string& answer_prefix) const override {
+    if (!model_.chat_prompts) return input + answer_prefix;
     const ChatMessage user{"user", input};
     return apply_chat_template(model_.chat, std::span<const ChatMessage>(&user, 1), true) + answer_prefix;
   }

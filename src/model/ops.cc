@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 
@@ -67,9 +68,11 @@ void Rope::reserve(std::int64_t positions) {
   const int pairs = rope_dims_ / 2;
   Buffer<float> table(positions * pairs * 2);
   if (positions_ > 0) std::memcpy(table.data(), cos_sin_.data(), positions_ * pairs * 2 * sizeof(float));
+  std::vector<double> inv_freq(pairs);
+  for (int i = 0; i < pairs; ++i) inv_freq[i] = std::pow(theta_, -2.0 * i / rope_dims_);
   for (std::int64_t p = positions_; p < positions; ++p) {
     for (int i = 0; i < pairs; ++i) {
-      double angle = double(p) * std::pow(theta_, -2.0 * i / rope_dims_);
+      double angle = double(p) * inv_freq[i];
       table[(p * pairs + i) * 2] = static_cast<float>(std::cos(angle));
       table[(p * pairs + i) * 2 + 1] = static_cast<float>(std::sin(angle));
     }

@@ -27,7 +27,7 @@ void add_inplace(float* x, const float* y, std::int64_t n);
 // position · theta^(-2i / rope_dims). The pairs are (x[2i], x[2i+1]) in llama's "NORM" style
 // (GGUF llama files permute the Q/K rows so that this equals HF's rotate-half on the original
 // weights: docs/MODELS.md §3) and (x[i], x[i + rope_dims/2]) in the "NEOX" style (Gemma 3).
-// The cos/sin table is computed once, in double, up to a capacity.
+// The cos/sin table is computed in double and grows with the positions asked for.
 class Rope {
  public:
   Rope() = default;

@@ -194,7 +194,13 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
   const std::int64_t E = c.embedding, D = c.head_dim, F = c.ffn;
   const int H = c.heads, G = c.kv_heads;
   const std::int64_t q_dim = H * D, kv_dim = G * D, qkv_dim = q_dim + 2 * kv_dim;
-  for (Rope& rope : ropes_) rope.reserve(cache.capacity());
+  // RoPE tables grow with the positions used (doubling, up to the cache), not to the full
+  // context at once: a short prompt into a 32k-token cache costs neither the time nor 2 × 33 MB.
+  const std::int64_t positions = std::min(cache.capacity(), std::max(p0 + m, 2 * rope_positions_));
+  if (positions > rope_positions_) {
+    for (Rope& rope : ropes_) rope.reserve(positions);
+    rope_positions_ = positions;
+  }
   const std::int64_t chunk = std::min(m, kChunk);
   x_.ensure(m * E);
   q_heads_.ensure(m * q_dim);

@@ -79,6 +79,7 @@ class Transformer {
   WeightPart embeddings_;               // [vocab][embedding]: token_embd, file layout
   WeightMatrix lm_head_;                // [vocab][embedding]: output, or token_embd when tied
   std::vector<Rope> ropes_;             // one per distinct base; rope_of_[layer] indexes it
+  std::int64_t rope_positions_ = 0;     // positions every table in ropes_ holds
   std::vector<int> rope_of_;
   Matmul matmul_;
   MatmulRoute route_ = MatmulRoute::Auto;
