@@ -223,6 +223,15 @@ GgufFile::~GgufFile() {
   if (mapping_) ::munmap(mapping_, size_);
 }
 
+void GgufFile::release_pages(const void* data, std::size_t bytes) const {
+  if (!mapping_ || !data || bytes == 0) return;
+  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  // Only the pages wholly inside the range: its neighbours may still be in use.
+  const auto begin = reinterpret_cast<std::uintptr_t>(data);
+  const std::uintptr_t first = (begin + page - 1) / page * page, last = (begin + bytes) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 void GgufFile::parse_all() {
   Reader r(data_, size_, source_);
 

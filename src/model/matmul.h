@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -25,7 +26,7 @@ struct WeightPart {
   GgmlType type = GgmlType::F32;
   std::int64_t rows = 0;
   std::int64_t cols = 0;
-  const void* data = nullptr;  // not owned; must outlive the WeightMatrix (e.g. the mmap)
+  const void* data = nullptr;  // not owned; read while a WeightMatrix is built (later too for Q4_K)
 };
 
 // out [part.cols] = row `row` of `part` as fp32.
@@ -36,8 +37,14 @@ void dequantize_part_row(const WeightPart& part, std::int64_t row, float* out);
 class WeightMatrix {
  public:
   WeightMatrix() = default;
-  static WeightMatrix from_parts(std::span<const WeightPart> parts);
-  static WeightMatrix from_part(const WeightPart& part) { return from_parts({&part, 1}); }
+  // Called with each range of a part's data once it has been repacked or copied, so that a
+  // caller can drop its copy while a large matrix is still being built (e.g. mmap pages). Not
+  // called for Q4_K parts, whose exact values the fp32 route still reads from the source.
+  using ReleaseFn = std::function<void(const void* data, std::size_t bytes)>;
+  static WeightMatrix from_parts(std::span<const WeightPart> parts, const ReleaseFn& release = {});
+  static WeightMatrix from_part(const WeightPart& part, const ReleaseFn& release = {}) {
+    return from_parts({&part, 1}, release);
+  }
 
   std::int64_t rows() const { return rows_; }
   std::int64_t cols() const { return cols_; }
@@ -49,15 +56,17 @@ class WeightMatrix {
   void dequantize_rows(std::int64_t first, std::int64_t count, float* out) const;
 
  private:
-  enum class Packing { Q4_1x16, Q8_0x16, Dense };
+  enum class Packing { Q4_1x16, Q8_0x16, Q6_Kx16, Dense };
   friend class Matmul;
+  static std::int64_t tile_bytes(Packing packing);  // bytes of one 16-row × 32-column tile
 
   GgmlType type_ = GgmlType::F32;
   Packing packing_ = Packing::Dense;
   std::int64_t rows_ = 0;
   std::int64_t cols_ = 0;
-  std::vector<WeightPart> parts_;
-  // Q4_1x16 / Q8_0x16: [row groups of 16][blocks of 32 columns] tiles, see matmul.cc.
+  bool exact_tiles_ = true;  // the tiles hold the exact values (not so for Q4_K: fp16 scales)
+  std::vector<WeightPart> parts_;  // the source, kept only when the tiles are not exact
+  // Q4_1x16 / Q8_0x16 / Q6_Kx16: [row groups of 16][blocks of 32 columns] tiles, see matmul.cc.
   Buffer<std::uint8_t> packed_;
   Buffer<float> dense_;  // Dense: [rows][cols]
 };
@@ -82,6 +91,7 @@ class Matmul {
   Buffer<std::int8_t> x_quants_;   // [m][blocks * 32]
   Buffer<float> x_scales_;         // [m][blocks]
   Buffer<std::int32_t> x_sums_;    // [m][blocks]: sum of the int8 quants of each block
+  Buffer<std::int32_t> x_half_sums_;  // [m][2 blocks]: the same per half block (Q6_K)
   Buffer<float> w_dense_;          // [rows][cols] dequantized weight for sgemm
 };
 

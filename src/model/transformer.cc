@@ -32,19 +32,37 @@ namespace {
 constexpr std::int64_t kChunk = 512;
 
 // A 2-D weight [rows][cols] (GGUF dims [cols, rows]), checked against the expected shape.
-WeightPart weight(const GgufFile& file, const std::string& name, std::int64_t rows, std::int64_t cols) {
-  const GgufTensor& t = file.tensor(name);
-  LS_CHECK(t.dims.size() == 2 && t.dims[0] == cols && t.dims[1] == rows,
-           "{}: tensor {} has shape [{}], expected [{}, {}]", file.path(), name,
-           fmt::join(t.dims, ", "), cols, rows);
-  return {t.type, rows, cols, t.data};
+struct Shape {
+  std::string name;
+  std::int64_t rows, cols;
+};
+
+WeightPart weight(const GgufFile& file, const Shape& s) {
+  const GgufTensor& t = file.tensor(s.name);
+  LS_CHECK(t.dims.size() == 2 && t.dims[0] == s.cols && t.dims[1] == s.rows,
+           "{}: tensor {} has shape [{}], expected [{}, {}]", file.path(), s.name,
+           fmt::join(t.dims, ", "), s.cols, s.rows);
+  return {t.type, s.rows, s.cols, t.data};
 }
 
-const float* norm_weight(const GgufFile& file, const std::string& name, std::int64_t n) {
+// The tensors stacked into one matrix (repacked, or dequantized to fp32). The matrix owns its
+// data, so the file's pages of those tensors are released: the process does not hold the
+// weights twice.
+WeightMatrix matrix(const GgufFile& file, std::initializer_list<Shape> shapes) {
+  std::vector<WeightPart> parts;
+  for (const Shape& s : shapes) parts.push_back(weight(file, s));
+  return WeightMatrix::from_parts(parts, [&file](const void* data, std::size_t bytes) {
+    file.release_pages(data, bytes);
+  });
+}
+
+// An F32 norm weight [n], copied (its pages are shared with the matrices around it).
+std::vector<float> norm_weight(const GgufFile& file, const std::string& name, std::int64_t n) {
   const GgufTensor& t = file.tensor(name);
   LS_CHECK(t.type == GgmlType::F32 && t.dims.size() == 1 && t.dims[0] == n,
            "{}: norm weight {} must be F32 [{}]", file.path(), name, n);
-  return reinterpret_cast<const float*>(t.data);
+  const auto* data = reinterpret_cast<const float*>(t.data);
+  return {data, data + n};
 }
 
 }  // namespace
@@ -52,34 +70,34 @@ const float* norm_weight(const GgufFile& file, const std::string& name, std::int
 Transformer::Transformer(const GgufFile& file) : config_(ModelConfig::from_gguf(file)) {
   const ModelConfig& c = config_;
   const std::int64_t q_dim = std::int64_t(c.heads) * c.head_dim, kv_dim = std::int64_t(c.kv_heads) * c.head_dim;
+  const std::int64_t E = c.embedding;
+  const auto norm = [&](const std::string& name, std::int64_t n) {
+    return norms_.emplace_back(norm_weight(file, name, n)).data();  // inner buffers never move
+  };
   for (int i = 0; i < c.layers; ++i) {
     const std::string p = "blk." + std::to_string(i) + ".";
     LayerWeights l;
-    l.attn_norm = norm_weight(file, p + "attn_norm.weight", c.embedding);
-    const WeightPart qkv[] = {weight(file, p + "attn_q.weight", q_dim, c.embedding),
-                              weight(file, p + "attn_k.weight", kv_dim, c.embedding),
-                              weight(file, p + "attn_v.weight", kv_dim, c.embedding)};
-    l.qkv = WeightMatrix::from_parts(qkv);
+    l.attn_norm = norm(p + "attn_norm.weight", E);
+    l.qkv = matrix(file, {{p + "attn_q.weight", q_dim, E}, {p + "attn_k.weight", kv_dim, E},
+                          {p + "attn_v.weight", kv_dim, E}});
     if (c.qk_norm) {
-      l.q_norm = norm_weight(file, p + "attn_q_norm.weight", c.head_dim);
-      l.k_norm = norm_weight(file, p + "attn_k_norm.weight", c.head_dim);
+      l.q_norm = norm(p + "attn_q_norm.weight", c.head_dim);
+      l.k_norm = norm(p + "attn_k_norm.weight", c.head_dim);
     }
-    l.output = WeightMatrix::from_part(weight(file, p + "attn_output.weight", c.embedding, q_dim));
+    l.output = matrix(file, {{p + "attn_output.weight", E, q_dim}});
     if (c.post_norms) {
-      l.post_attention_norm = norm_weight(file, p + "post_attention_norm.weight", c.embedding);
-      l.post_ffw_norm = norm_weight(file, p + "post_ffw_norm.weight", c.embedding);
+      l.post_attention_norm = norm(p + "post_attention_norm.weight", E);
+      l.post_ffw_norm = norm(p + "post_ffw_norm.weight", E);
     }
-    l.ffn_norm = norm_weight(file, p + "ffn_norm.weight", c.embedding);
-    const WeightPart gate_up[] = {weight(file, p + "ffn_gate.weight", c.ffn, c.embedding),
-                                  weight(file, p + "ffn_up.weight", c.ffn, c.embedding)};
-    l.gate_up = WeightMatrix::from_parts(gate_up);
-    l.down = WeightMatrix::from_part(weight(file, p + "ffn_down.weight", c.embedding, c.ffn));
+    l.ffn_norm = norm(p + "ffn_norm.weight", E);
+    l.gate_up = matrix(file, {{p + "ffn_gate.weight", c.ffn, E}, {p + "ffn_up.weight", c.ffn, E}});
+    l.down = matrix(file, {{p + "ffn_down.weight", E, c.ffn}});
     layers_.push_back(std::move(l));
   }
-  output_norm_ = norm_weight(file, "output_norm.weight", c.embedding);
-  embeddings_ = weight(file, "token_embd.weight", c.vocab, c.embedding);
-  lm_head_ = WeightMatrix::from_part(
-      c.tied_embeddings ? embeddings_ : weight(file, "output.weight", c.vocab, c.embedding));
+  output_norm_ = norm("output_norm.weight", E);
+  // Tied embeddings: the token lookup reads the LM head's rows.
+  lm_head_ = matrix(file, {{c.tied_embeddings ? "token_embd.weight" : "output.weight", c.vocab, E}});
+  if (!c.tied_embeddings) embeddings_ = matrix(file, {{"token_embd.weight", c.vocab, E}});
   std::vector<double> bases;
   for (const LayerConfig& l : c.layer) {
     auto it = std::find(bases.begin(), bases.end(), l.rope_theta);
@@ -93,7 +111,7 @@ Transformer::Transformer(const GgufFile& file) : config_(ModelConfig::from_gguf(
 }
 
 std::int64_t Transformer::weight_bytes() const {
-  std::int64_t bytes = lm_head_.bytes();
+  std::int64_t bytes = lm_head_.bytes() + embeddings_.bytes();
   for (const LayerWeights& l : layers_)
     bytes += l.qkv.bytes() + l.output.bytes() + l.gate_up.bytes() + l.down.bytes();
   return bytes;
@@ -107,7 +125,7 @@ KvCache Transformer::make_cache(std::int64_t capacity, KvType key_type, KvType v
 void Transformer::embed(std::int32_t token, float* out) const {
   LS_CHECK(token >= 0 && token < config_.vocab, "token id {} outside the vocabulary (0..{})", token,
            config_.vocab - 1);
-  dequantize_part_row(embeddings_, token, out);
+  (config_.tied_embeddings ? lm_head_ : embeddings_).dequantize_rows(token, 1, out);
   if (config_.embedding_scale != 1.0f)
     for (int i = 0; i < config_.embedding; ++i) out[i] *= config_.embedding_scale;
 }

@@ -38,7 +38,7 @@ struct PrefillStats {
 
 class Transformer {
  public:
-  // `file` must outlive the model (weights point into its mapping).
+  // Copies or repacks every weight it uses (and releases those pages of the file's mapping).
   explicit Transformer(const GgufFile& file);
 
   const ModelConfig& config() const { return config_; }
@@ -76,7 +76,8 @@ class Transformer {
   ModelConfig config_;
   std::vector<LayerWeights> layers_;
   const float* output_norm_ = nullptr;  // [embedding]
-  WeightPart embeddings_;               // [vocab][embedding]: token_embd, file layout
+  WeightMatrix embeddings_;             // [vocab][embedding]: token_embd, when not tied to lm_head_
+  std::vector<std::vector<float>> norms_;  // the norm weights (copies: nothing reads the file)
   WeightMatrix lm_head_;                // [vocab][embedding]: output, or token_embd when tied
   std::vector<Rope> ropes_;             // one per distinct base; rope_of_[layer] indexes it
   std::int64_t rope_positions_ = 0;     // positions every table in ropes_ holds

@@ -82,6 +82,23 @@ TestWeight make_weight(GgmlType type, std::int64_t rows, std::int64_t cols, std:
           out[e] = double(from_half(d)) * sc[sub] * q - double(from_half(dmin)) * mn[sub];
         }
         w.bytes.insert(w.bytes.end(), block, block + 144);
+      } else if (type == GgmlType::Q6_K) {
+        // One super-block per 256 columns: 16 signed sub-block scales, 6-bit quants split into
+        // ql (low nibbles) and qh (2 high bits), values d·sc·(q − 32) per 16 elements.
+        if (b % 8 != 0) continue;
+        std::uint8_t block[210] = {};
+        std::int8_t sc[16];
+        for (std::int8_t& v : sc) v = static_cast<std::int8_t>(byte(rng));
+        std::memcpy(block + 192, sc, 16);
+        std::memcpy(block + 208, &d, 2);
+        for (int e = 0; e < 256; ++e) {
+          const int q = nibble(rng) | (nibble(rng) & 3) << 4;  // 0..63
+          const int h = e / 128, l = e % 32, k = (e % 128) / 32;
+          block[64 * h + l + (k % 2) * 32] |= static_cast<std::uint8_t>((q & 15) << (k / 2 ? 4 : 0));
+          block[128 + 32 * h + l] |= static_cast<std::uint8_t>((q >> 4) << (2 * k));
+          out[e] = double(from_half(d)) * sc[e / 16] * (q - 32);
+        }
+        w.bytes.insert(w.bytes.end(), block, block + 210);
       } else {
         std::uint8_t block[34];
         std::memcpy(block, &d, 2);
@@ -146,13 +163,20 @@ TEST(Matmul, Q5_0AndQ4_KMatchReferenceOnBothRoutes) {
   std::vector<std::uint8_t> q5(22 * 5), q4k(144 * 2);
   EXPECT_TRUE(WeightMatrix::from_part({GgmlType::Q5_0, 1, 160, q5.data()}).has_int8_kernel());
   EXPECT_TRUE(WeightMatrix::from_part({GgmlType::Q4_K, 1, 512, q4k.data()}).has_int8_kernel());
-  std::vector<std::uint8_t> q6k(210 * 2);
-  EXPECT_FALSE(WeightMatrix::from_part({GgmlType::Q6_K, 1, 512, q6k.data()}).has_int8_kernel());
   for (MatmulRoute route : {MatmulRoute::Int8, MatmulRoute::Sgemm})
     for (std::int64_t m : {1, 3, 6, 9}) {
       check_matmul(GgmlType::Q5_0, 37, 160, m, route, 60 + m);
       check_matmul(GgmlType::Q4_K, 21, 512, m, route, 70 + m);
     }
+}
+
+// Q6_K has its own kernel: two exact fp32 scales per block of 32 (one per sub-block of 16).
+TEST(Matmul, Q6_KMatchesReferenceOnBothRoutes) {
+  std::vector<std::uint8_t> q6k(210 * 2);
+  EXPECT_TRUE(WeightMatrix::from_part({GgmlType::Q6_K, 1, 512, q6k.data()}).has_int8_kernel());
+  for (MatmulRoute route : {MatmulRoute::Int8, MatmulRoute::Sgemm})
+    for (std::int64_t m : {1, 2, 4, 5, 9}) check_matmul(GgmlType::Q6_K, 37, 512, m, route, 80 + m);
+  check_matmul(GgmlType::Q6_K, 16, 256, 1, MatmulRoute::Int8, 90);
 }
 
 TEST(Matmul, MixedQ5_0AndQ8_0PartsStackOnTheInt8Kernel) {
@@ -206,12 +230,19 @@ TEST(Matmul, StackedPartsEqualSeparateProducts) {
 
 TEST(Matmul, DequantizeRowsMatchesFormat) {
   std::mt19937 rng(3);
-  for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q8_0}) {
-    TestWeight tw = make_weight(type, 5, 64, rng);
-    WeightMatrix w = WeightMatrix::from_part({type, 5, 64, tw.bytes.data()});
-    std::vector<float> rows(3 * 64);
-    w.dequantize_rows(2, 3, rows.data());
-    for (int i = 0; i < 3 * 64; ++i) EXPECT_NEAR(rows[i], tw.values[2 * 64 + i], 1e-6);
+  // Packed matrices dequantize from their tiles (the file's copy may be gone), Q4_K matrices
+  // from the file's exact blocks: rows across a 16-row group boundary, every packed type.
+  for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const std::int64_t rows = 21, cols = 512;
+    TestWeight tw = make_weight(type, rows, cols, rng);
+    WeightMatrix w = WeightMatrix::from_part({type, rows, cols, tw.bytes.data()});
+    if (type != GgmlType::Q4_K) std::vector<std::uint8_t>().swap(tw.bytes);  // nothing reads it now
+    std::vector<float> out(6 * cols);
+    w.dequantize_rows(13, 6, out.data());
+    for (std::int64_t i = 0; i < 6 * cols; ++i) {
+      const double v = tw.values[13 * cols + i];
+      ASSERT_NEAR(out[i], v, 1e-6) << "type " << int(type) << " element " << i;
+    }
   }
 }
 
