@@ -49,19 +49,22 @@ done
 "$BIN" report "$WORK/screen.jsonl" --out "$WORK/screen-report" > /dev/null
 [[ "${SKIP_RESULTS:-0}" == 1 ]] && { echo "screening: $WORK/screen-report/report.md" >&2; exit 0; }
 
-# One sweep per (length, task), shortest length first, so that an interrupted run leaves
-# whole (length, task) cells with every method.
+# One sweep per (length, task), shortest length first, in passes of 10 and 20 samples, so that
+# an interrupted run leaves whole (length, task) cells with every method (a sweep runs its
+# methods one after the other).
 for length in $LENGTHS; do
   for task in $TASKS; do
+   for samples in 10 20; do
     cat > "$WORK/results-$length-$task.json" <<EOF
 {"model": "$MODEL",
- "tasks": ["$task"], "lengths": [$length], "samples": 20, "seed": 1,
+ "tasks": ["$task"], "lengths": [$length], "samples": $samples, "seed": 1,
  "methods": [{"prefill": "dense"},
              {"prefill": "streaming", "params": {"window": [1024]}},
              {"prefill": "flexprefill"},
              {"prefill": "xattention"}]}
 EOF
     "$BIN" sweep --config "$WORK/results-$length-$task.json" --out "$WORK/results.jsonl" -t "$THREADS"
+   done
   done
 done
 

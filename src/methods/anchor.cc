@@ -29,6 +29,9 @@
 // Minimum length: any sequence of at most one group (n_k ≤ block·step) is all anchor region,
 // i.e. dense, so we return the dense plan there. As in the official model integration, the
 // queries past the last whole group (n_q mod block·step of them) run dense.
+// Chunks (n_q < n_k): groups are formed from the chunk's queries; each group's anchor region
+// and stripe search run over all keys up to its positions, so only the dense tail depends on
+// where a chunk ends.
 // Block: the official run configuration uses block_size_M = 128 (groups of 2048 queries);
 // we default to 32 as our method catalogue specifies, which gives sparse plans from 512
 // tokens on; anchor:block=128 reproduces the official setting.

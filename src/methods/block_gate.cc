@@ -25,6 +25,8 @@
 // official mask keeps it only when its score passes).
 // GQA: one gate per query head against its KV head (the official gate repeats K heads).
 // Short sequences: with n ≤ last_dense · block every row is dense.
+// Chunks (n_q < n_k): the chunk's query blocks are pooled and gated against the pooled blocks
+// of all n_k keys, causal by position; the last `last_dense` rows are the chunk's last.
 #include <algorithm>
 #include <cmath>
 #include <limits>

@@ -1,5 +1,6 @@
 // dense — every causal query-key pair; the baseline every sparse method is measured against.
 // Parameters: none. GQA: one row per KV head (the same plan for every query head).
+// Chunks (n_q < n_k: chunked prefill, a continuation): every key up to each query's position.
 #include "methods/registry.h"
 
 namespace ls {

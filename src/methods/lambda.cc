@@ -28,6 +28,8 @@
 // least 128 (two blocks) when it binds. `bench attention --qkv` runs the plan without the cap
 // (captured Q/K are post-RoPE only).
 // GQA: static pattern, one plan row per KV head.
+// Chunks (n_q < n_k): the mask is placed by position, as in one shot. The distance cap is not:
+// when it binds (a prompt longer than `limit` + 1), the model refuses a chunked prefill.
 #include <algorithm>
 
 #include "core/error.h"

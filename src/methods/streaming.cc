@@ -25,6 +25,8 @@
 //   - tri-shape is applied per 64-query block: a block holding any of the last `tri_last`
 //     queries is dense for all its queries (at most 63 extra dense queries).
 // GQA: the pattern is static, so one plan row per KV head serves its whole group.
+// Chunks (n_q < n_k): sinks, window and tri-shape are placed by position (the chunk's queries
+// are the last n_q of n_k), so a chunked prefill selects what the one-shot prefill selects.
 #include <algorithm>
 
 #include "methods/registry.h"

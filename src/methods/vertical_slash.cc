@@ -34,6 +34,8 @@
 // Below the length where every column or every diagonal would be kept (n_k ≤ max(v, 30) or
 // n_k ≤ max(s, 50)) the official code attends densely in effect; we return the dense plan.
 // Ties in the top-k go to the earlier key / the smaller offset so plans are deterministic.
+// Chunks (n_q < n_k): the estimate uses the chunk's last min(last_q, n_q) queries against all
+// n_k keys, and slash offsets are applied to positions, as MInference does for its last chunk.
 #include <algorithm>
 #include <cmath>
 #include <limits>

@@ -66,18 +66,24 @@ void add_inplace(float* x, const float* y, std::int64_t n) {
 void Rope::reserve(std::int64_t positions) {
   if (positions <= positions_) return;
   const int pairs = rope_dims_ / 2;
-  Buffer<float> table(positions * pairs * 2);
-  if (positions_ > 0) std::memcpy(table.data(), cos_sin_.data(), positions_ * pairs * 2 * sizeof(float));
-  std::vector<double> inv_freq(pairs);
-  for (int i = 0; i < pairs; ++i) inv_freq[i] = std::pow(theta_, -2.0 * i / rope_dims_);
-  for (std::int64_t p = positions_; p < positions; ++p) {
-    for (int i = 0; i < pairs; ++i) {
-      double angle = double(p) * inv_freq[i];
-      table[(p * pairs + i) * 2] = static_cast<float>(std::cos(angle));
-      table[(p * pairs + i) * 2 + 1] = static_cast<float>(std::sin(angle));
-    }
+  if (fine_.empty()) {
+    inv_freq_.resize(pairs);
+    for (int i = 0; i < pairs; ++i) inv_freq_[i] = std::pow(theta_, -2.0 * i / rope_dims_);
+    fine_.resize(std::size_t(kFine) * pairs * 2);
+    for (std::int64_t p = 0; p < kFine; ++p)
+      for (int i = 0; i < pairs; ++i) {
+        fine_[(p * pairs + i) * 2] = std::cos(double(p) * inv_freq_[i]);
+        fine_[(p * pairs + i) * 2 + 1] = std::sin(double(p) * inv_freq_[i]);
+      }
   }
-  cos_sin_ = std::move(table);
+  const std::int64_t coarse = (positions + kFine - 1) / kFine, have = std::int64_t(coarse_.size()) / (2 * pairs);
+  coarse_.resize(std::size_t(coarse) * pairs * 2);
+  for (std::int64_t c = have; c < coarse; ++c)
+    for (int i = 0; i < pairs; ++i) {
+      const double angle = double(c * kFine) * inv_freq_[i];
+      coarse_[(c * pairs + i) * 2] = std::cos(angle);
+      coarse_[(c * pairs + i) * 2 + 1] = std::sin(angle);
+    }
   positions_ = positions;
 }
 
@@ -85,7 +91,14 @@ void Rope::apply(float* x, int heads, int head_dim, std::int64_t position) const
   LS_CHECK(position >= 0 && position < positions_, "RoPE position {} beyond its table of {}", position,
            positions_);
   const int pairs = rope_dims_ / 2;
-  const float* cs = cos_sin_.data() + position * pairs * 2;
+  // cos/sin of position·f from the two tables: (c·F + r)·f = c·F·f + r·f, added in double.
+  float cs[2 * kMaxPairs];
+  const double* a = coarse_.data() + position / kFine * pairs * 2;
+  const double* b = fine_.data() + position % kFine * pairs * 2;
+  for (int i = 0; i < pairs; ++i) {
+    cs[2 * i] = static_cast<float>(a[2 * i] * b[2 * i] - a[2 * i + 1] * b[2 * i + 1]);
+    cs[2 * i + 1] = static_cast<float>(a[2 * i + 1] * b[2 * i] + a[2 * i] * b[2 * i + 1]);
+  }
   for (int h = 0; h < heads; ++h) {
     float* v = x + std::int64_t(h) * head_dim;
     if (neox_) {

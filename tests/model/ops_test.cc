@@ -49,6 +49,27 @@ TEST(Ops, RopeRotatesAdjacentPairs) {
   EXPECT_THROW(rope.apply(y.data(), 2, 6, 3), Error);
 }
 
+// The two-table (angle addition) cos/sin against the direct formula at far positions, in the
+// NEOX pairing, across table growth.
+TEST(Ops, RopeIsExactAtFarPositions) {
+  const int dims = 256;
+  Rope rope(dims, 1e6, /*neox=*/true);
+  rope.reserve(300);
+  rope.reserve(32768);  // grows the coarse table
+  std::vector<float> x(dims);
+  for (int i = 0; i < dims; ++i) x[i] = std::sin(0.37 * i) + 0.1f;
+  for (std::int64_t p : {0, 255, 256, 257, 1000, 12345, 32767}) {
+    std::vector<float> r = x;
+    rope.apply(r.data(), 1, dims, p);
+    for (int i = 0; i < dims / 2; ++i) {
+      const double angle = double(p) * std::pow(1e6, -2.0 * i / dims);
+      const double a = x[i], b = x[i + dims / 2];
+      ASSERT_NEAR(r[i], a * std::cos(angle) - b * std::sin(angle), 1e-6) << p << " " << i;
+      ASSERT_NEAR(r[i + dims / 2], a * std::sin(angle) + b * std::cos(angle), 1e-6) << p << " " << i;
+    }
+  }
+}
+
 TEST(Ops, SiluMulMatchesFormula) {
   std::vector<float> gate(37), up(37), out(37);
   for (int i = 0; i < 37; ++i) gate[i] = -9.0f + 0.5f * i, up[i] = 0.25f * i - 3.0f;
