@@ -49,13 +49,13 @@ done
 "$BIN" report "$WORK/screen.jsonl" --out "$WORK/screen-report" > /dev/null
 [[ "${SKIP_RESULTS:-0}" == 1 ]] && { echo "screening: $WORK/screen-report/report.md" >&2; exit 0; }
 
-# One sweep per (length, task), shortest length first, in passes of 10 and 20 samples, so that
-# an interrupted run leaves whole (length, task) cells with every method (a sweep runs its
-# methods one after the other).
+# One sweep per (length, task), shortest length first, in passes of 10 then 20 samples over every
+# task, so that an interrupted run leaves whole (length, task) cells with every method (a sweep
+# runs its methods one after the other).
 for length in $LENGTHS; do
-  for task in $TASKS; do
-   for samples in 10 20; do
-    cat > "$WORK/results-$length-$task.json" <<EOF
+  for samples in 10 20; do
+    for task in $TASKS; do
+      cat > "$WORK/results-$length-$task.json" <<EOF
 {"model": "$MODEL",
  "tasks": ["$task"], "lengths": [$length], "samples": $samples, "seed": 1,
  "methods": [{"prefill": "dense"},
@@ -63,8 +63,8 @@ for length in $LENGTHS; do
              {"prefill": "flexprefill"},
              {"prefill": "xattention"}]}
 EOF
-    "$BIN" sweep --config "$WORK/results-$length-$task.json" --out "$WORK/results.jsonl" -t "$THREADS"
-   done
+      "$BIN" sweep --config "$WORK/results-$length-$task.json" --out "$WORK/results.jsonl" -t "$THREADS"
+    done
   done
 done
 

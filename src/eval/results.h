@@ -20,6 +20,7 @@ struct ResultRecord {
   std::vector<std::string> answers;
   std::string metric;
   double score = 0;                // in [0, 1]
+  // attention_ms: prefill attention without plan building; estimate_ms: plan building.
   double prefill_ms = 0, attention_ms = 0, estimate_ms = 0;
   double density = 1;              // computed causal pairs / all causal pairs in prefill attention
   double decode_ms_per_token = 0;
