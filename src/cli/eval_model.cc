@@ -4,7 +4,6 @@
 // without one.
 #include "cli/eval_model.h"
 
-#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <unordered_map>
@@ -144,10 +143,7 @@ class ModelGenerator : public eval::Generator {
     r.attention_ms = out.attention_ms;
     r.decode_ms_per_token = out.decode_ms_per_token();
     if (attention_ && attention_->planned_layers() > 0) {
-      // The layer attention calls' time includes building the plans: attention_ms is the rest,
-      // so that attention + estimate (the report's cost) counts the estimate once.
-      r.estimate_ms = attention_->estimate_ms();
-      r.attention_ms = std::max(0.0, out.attention_ms - r.estimate_ms);
+      r.estimate_ms = out.estimate_ms;
       r.density = attention_->mean_density();
       r.estimate_precision = estimate::score_precision();
     }

@@ -141,7 +141,7 @@ void run(const RunOptions& o) {
         {"layer_pattern", config.layer_pattern()},
         {"prefill_layers", sparse ? nlohmann::json(config.global_layers()) : nlohmann::json::array()},
         {"prefill_method", sparse ? sparse->policy().describe() : "dense"},
-        {"prefill_estimate_ms", sparse ? sparse->estimate_ms() : 0.0},
+        {"prefill_estimate_ms", result.estimate_ms},
         {"prefill_estimate_precision", sparse ? nlohmann::json(estimate::score_precision()) : nlohmann::json()},
         {"prefill_mean_density", sparse ? sparse->mean_density() : 1.0},
         {"threads", num_threads()},

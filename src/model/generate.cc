@@ -30,6 +30,7 @@ GenerateResult generate(Transformer& model, const Tokenizer& tokenizer, std::spa
   PrefillStats stats = model.prefill(prompt, cache, logits.data(), options.hooks, options.ubatch);
   result.prefill_ms = prefill_timer.ms();
   result.attention_ms = stats.attention_ms;
+  result.estimate_ms = stats.estimate_ms;
 
   Timer decode_timer;
   std::int32_t token = sampler.sample(logits);

@@ -30,7 +30,8 @@ struct GenerateResult {
   std::vector<std::int32_t> tokens;    // generated ids (the end token excluded)
   std::int64_t prompt_tokens = 0;
   double prefill_ms = 0.0;             // prompt → first logits
-  double attention_ms = 0.0;           // of prefill_ms, inside the layer attention calls
+  double attention_ms = 0.0;           // of prefill_ms, inside the layer attention calls, plans excluded
+  double estimate_ms = 0.0;            // of prefill_ms, building sparse plans
   std::int64_t decode_tokens = 0;      // decode steps (each one token through the model)
   double decode_ms = 0.0;              // all decode steps, sampling included
   bool stopped_at_end = false;         // an end-of-generation token was sampled

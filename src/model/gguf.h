@@ -85,11 +85,10 @@ class GgufFile {
   const GgufTensor* find_tensor(std::string_view name) const;  // nullptr when absent
   const GgufTensor& tensor(std::string_view name) const;       // throws naming the tensor
 
-  // Drops the pages of `tensor` that this process holds resident (a model that has copied or
-  // repacked a tensor no longer pays for the file's copy in its RSS). The mapping stays valid:
-  // a later read faults the pages back in from the page cache. No-op for in-memory images.
-  void release_pages(const GgufTensor& tensor) const { release_pages(tensor.data, tensor.bytes); }
-  // The same for any byte range of the mapping (only the pages wholly inside it).
+  // Drops the pages wholly inside [data, data + bytes) of the mapping that this process holds
+  // resident (a model that has repacked a tensor no longer pays for the file's copy in its
+  // RSS). The mapping stays valid: a later read faults the pages back in from the page cache.
+  // No-op for in-memory images.
   void release_pages(const void* data, std::size_t bytes) const;
 
  private:

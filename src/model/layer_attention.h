@@ -21,6 +21,9 @@ class LayerAttention {
   virtual std::int64_t distance_limit(int /*layer*/, int /*heads*/) const { return 0; }
   // out [heads][n_q][dim] = causal attention of `in` for model layer `layer`.
   virtual void prefill(int layer, const AttnInput& in, const FarVectors& far, float* out) = 0;
+  // Time spent building plans inside prefill calls so far (ms), so that callers timing a call
+  // can tell the plan building from the attention itself.
+  virtual double estimate_ms() const { return 0.0; }
 };
 
 // Dense causal attention: the single place that picks the dense kernel.

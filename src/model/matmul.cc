@@ -184,21 +184,6 @@ void pack_q8_0(const WeightPart& part, std::int64_t row0, std::int64_t blocks, s
   }
 }
 
-// The 256 signed quants (q − 32) of a Q6_K super-block, in element order (as ref_q6_k).
-void q6_k_quants(const BlockQ6_K& b, std::int8_t* q) {
-  for (int h = 0; h < 2; ++h) {
-    const std::uint8_t* ql = b.ql + 64 * h;
-    const std::uint8_t* qh = b.qh + 32 * h;
-    std::int8_t* out = q + 128 * h;
-    for (int l = 0; l < 32; ++l) {
-      out[l] = static_cast<std::int8_t>(((ql[l] & 15) | ((qh[l] & 3) << 4)) - 32);
-      out[l + 32] = static_cast<std::int8_t>(((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32);
-      out[l + 64] = static_cast<std::int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
-      out[l + 96] = static_cast<std::int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
-    }
-  }
-}
-
 // Q6_K parts: each block of 32 columns keeps its two sub-block scales.
 void pack_q6_k(const WeightPart& part, std::int64_t row0, std::int64_t blocks, std::uint8_t* packed) {
   const auto* src = static_cast<const std::uint8_t*>(part.data);
@@ -371,12 +356,6 @@ void unpack_row_q8_0(const std::uint8_t* tiles, std::int64_t blocks, int lane, f
 }
 
 }  // namespace
-
-void dequantize_part_row(const WeightPart& part, std::int64_t row, float* out) {
-  LS_CHECK(row >= 0 && row < part.rows, "row {} out of range (0..{})", row, part.rows - 1);
-  const auto* src = static_cast<const std::uint8_t*>(part.data) + row * row_bytes(part.type, part.cols);
-  dequantize_file_row(part.type, src, part.cols, out);
-}
 
 WeightMatrix WeightMatrix::from_parts(std::span<const WeightPart> parts, const ReleaseFn& release) {
   LS_CHECK(!parts.empty(), "a weight matrix needs at least one part");

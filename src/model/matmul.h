@@ -29,9 +29,6 @@ struct WeightPart {
   const void* data = nullptr;  // not owned; read while a WeightMatrix is built (later too for Q4_K)
 };
 
-// out [part.cols] = row `row` of `part` as fp32.
-void dequantize_part_row(const WeightPart& part, std::int64_t row, float* out);
-
 // A weight matrix [rows][cols] (rows = output features), possibly the rows of several
 // tensors stacked (Q, K and V become one matrix, so one pass computes all three).
 class WeightMatrix {

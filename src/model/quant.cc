@@ -11,6 +11,21 @@
 #include "model/quant_simd.h"
 
 namespace ls {
+
+void q6_k_quants(const BlockQ6_K& b, std::int8_t* q) {
+  for (int h = 0; h < 2; ++h) {
+    const std::uint8_t* ql = b.ql + 64 * h;
+    const std::uint8_t* qh = b.qh + 32 * h;
+    std::int8_t* out = q + 128 * h;
+    for (int l = 0; l < 32; ++l) {
+      out[l] = static_cast<std::int8_t>(((ql[l] & 15) | ((qh[l] & 3) << 4)) - 32);
+      out[l + 32] = static_cast<std::int8_t>(((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32);
+      out[l + 64] = static_cast<std::int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+      out[l + 96] = static_cast<std::int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+    }
+  }
+}
+
 namespace {
 
 template <typename Block>
@@ -119,25 +134,11 @@ void ref_q5_k(const void* src, float* y, std::int64_t n) {
 }
 
 void ref_q6_k(const void* src, float* y, std::int64_t n) {
+  std::int8_t q[kQKK];
   for (const auto* b = blocks_of<BlockQ6_K>(src); n > 0; ++b, n -= kQKK, y += kQKK) {
     const float d = fp16_to_fp32(b->d);
-    for (int h = 0; h < 2; ++h) {
-      const std::uint8_t* ql = b->ql + 64 * h;
-      const std::uint8_t* qh = b->qh + 32 * h;
-      float* out = y + 128 * h;
-      for (int l = 0; l < 32; ++l) {
-        const int q[4] = {
-            ((ql[l] & 15) | ((qh[l] & 3) << 4)) - 32,
-            ((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32,
-            ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32,
-            ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32,
-        };
-        for (int k = 0; k < 4; ++k) {
-          const int e = l + 32 * k;
-          out[e] = d * static_cast<float>(b->scales[(128 * h + e) / 16]) * static_cast<float>(q[k]);
-        }
-      }
-    }
+    q6_k_quants(*b, q);
+    for (int e = 0; e < kQKK; ++e) y[e] = d * static_cast<float>(b->scales[e / 16]) * static_cast<float>(q[e]);
   }
 }
 

@@ -69,6 +69,10 @@ inline void kquant_scale_min(const std::uint8_t* s, int j, std::uint8_t* scale, 
   }
 }
 
+// The 256 signed quants (q − 32) of a Q6_K super-block in element order; element e has the
+// scale d · scales[e / 16].
+void q6_k_quants(const BlockQ6_K& b, std::int8_t* q);
+
 // True when dequantize_row handles the type.
 bool can_dequantize(GgmlType type);
 

@@ -17,7 +17,7 @@ class SparsePrefill final : public LayerAttention {
 
   const Policy& policy() const { return policy_; }
   void reset_stats() { estimate_ms_ = attention_ms_ = density_sum_ = 0.0, planned_layers_ = 0; }
-  double estimate_ms() const { return estimate_ms_; }      // building plans
+  double estimate_ms() const override { return estimate_ms_; }  // building plans
   double attention_ms() const { return attention_ms_; }    // executing plans and dense layers
   int planned_layers() const { return planned_layers_; }
   // Mean plan density over the layers that ran a plan (dense layers excluded); 1 when none did.

@@ -212,13 +212,7 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
   const std::int64_t E = c.embedding, D = c.head_dim, F = c.ffn;
   const int H = c.heads, G = c.kv_heads;
   const std::int64_t q_dim = H * D, kv_dim = G * D, qkv_dim = q_dim + 2 * kv_dim;
-  // RoPE tables grow with the positions used (doubling, up to the cache), not to the full
-  // context at once: a short prompt into a 32k-token cache costs neither the time nor 2 × 33 MB.
-  const std::int64_t positions = std::min(cache.capacity(), std::max(p0 + m, 2 * rope_positions_));
-  if (positions > rope_positions_) {
-    for (Rope& rope : ropes_) rope.reserve(positions);
-    rope_positions_ = positions;
-  }
+  for (Rope& rope : ropes_) rope.reserve(p0 + m);  // the positions used, not the whole cache
   const std::int64_t chunk = std::min(m, kChunk);
   x_.ensure(m * E);
   q_heads_.ensure(m * q_dim);
@@ -278,10 +272,13 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
       const AttnInput in{q_heads_.data(), k, v,
                          {H, G, m, n_k, static_cast<int>(D), c.attention_scale, lc.window}};
       if (hooks.capture) hooks.capture(layer, in);
+      const double planned = attention.estimate_ms();
       Timer attention_timer;
       const FarVectors far = capped ? FarVectors{limit, q_far_.data(), k_far_.data()} : FarVectors{};
       attention.prefill(layer, in, far, attn_.data());
-      stats.attention_ms += attention_timer.ms();
+      const double planning = attention.estimate_ms() - planned;
+      stats.attention_ms += attention_timer.ms() - planning;
+      stats.estimate_ms += planning;
       cache.write(layer, p0, m, k_new_.data(), v_new_.data());
     }
 
@@ -304,6 +301,7 @@ PrefillStats Transformer::prefill(std::span<const std::int32_t> tokens, KvCache&
   for (std::int64_t t0 = 0; t0 < n; t0 += step) {
     const PrefillStats s = forward(tokens.subspan(t0, std::min(step, n - t0)), cache, logits, hooks, false);
     stats.attention_ms += s.attention_ms;
+    stats.estimate_ms += s.estimate_ms;
   }
   return stats;
 }

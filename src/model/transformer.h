@@ -33,12 +33,14 @@ struct LayerWeights {
 };
 
 struct PrefillStats {
-  double attention_ms = 0.0;  // time inside the layer attention calls
+  double attention_ms = 0.0;  // time inside the layer attention calls, plan building excluded
+  double estimate_ms = 0.0;   // plan building inside those calls (LayerAttention::estimate_ms)
 };
 
 class Transformer {
  public:
-  // Copies or repacks every weight it uses (and releases those pages of the file's mapping).
+  // `file` must outlive the model: Q4_K matrices read their exact blocks from its mapping for
+  // the fp32 route. Every other weight is repacked or copied, and its pages released.
   explicit Transformer(const GgufFile& file);
 
   const ModelConfig& config() const { return config_; }
@@ -80,7 +82,6 @@ class Transformer {
   std::vector<std::vector<float>> norms_;  // the norm weights (copies: nothing reads the file)
   WeightMatrix lm_head_;                // [vocab][embedding]: output, or token_embd when tied
   std::vector<Rope> ropes_;             // one per distinct base; rope_of_[layer] indexes it
-  std::int64_t rope_positions_ = 0;     // positions every table in ropes_ holds
   std::vector<int> rope_of_;
   Matmul matmul_;
   MatmulRoute route_ = MatmulRoute::Auto;

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "model/gguf.h"
+#include "model/layer_attention.h"
 #include "model/model_config.h"
 #include "model/transformer.h"
 #include "model/gguf_builder.h"
@@ -281,6 +282,26 @@ TEST_F(Gemma3Synthetic, ChunkedPrefillEqualsOneShot) {
   transformer_->prefill(std::span(tokens).subspan(21), c, chunked.data());  // the next turn
   for (int i = 0; i < kVocab; ++i) ASSERT_NEAR(chunked[i], one_shot[i], 1e-4);
   EXPECT_THROW(transformer_->prefill(prompt(kContext), c, chunked.data()), Error);  // beyond the context
+}
+
+// Prefill's timing separates plan building (what the layer attention reports as estimate
+// time) from the attention itself, for every call it makes.
+TEST_F(Gemma3Synthetic, PrefillStatsSeparateThePlanBuilding) {
+  struct Planning final : LayerAttention {
+    int calls = 0;
+    void prefill(int, const AttnInput& in, const FarVectors&, float* out) override {
+      ++calls;
+      dense_attention(in, out);
+    }
+    double estimate_ms() const override { return 2.5 * calls; }
+  } planning;
+  KvCache cache = transformer_->make_cache(kContext);
+  std::vector<float> logits(kVocab);
+  PrefillHooks hooks;
+  hooks.attention = &planning;
+  const PrefillStats stats = transformer_->prefill(prompt(20), cache, logits.data(), hooks, /*ubatch=*/7);
+  ASSERT_GT(planning.calls, 0);
+  EXPECT_DOUBLE_EQ(stats.estimate_ms, 2.5 * planning.calls);
 }
 
 TEST_F(Gemma3Synthetic, LocalLayersKeepOnlyTheirWindow) {
