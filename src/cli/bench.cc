@@ -14,6 +14,7 @@
 
 #include "attn/analysis.h"
 #include "attn/flash.h"
+#include "cli/bench_decode.h"
 #include "cli/bench_plans.h"
 #include "cli/bench_qkv.h"
 #include "cli/command.h"
@@ -265,6 +266,7 @@ void setup_bench(CLI::App& app) {
     }
     run_qkv_bench({*qkv, opt->plan, *check, opt->quality_rows, opt->threads, opt->repeat, opt->json});
   });
+  setup_bench_decode(app);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "eval/results.h"
 #include "methods/estimate_util.h"
 #include "methods/policy.h"
+#include "methods/registry.h"
 #include "model/sparse_prefill.h"
 #include "model/chat.h"
 #include "model/generate.h"
@@ -106,8 +107,13 @@ class ModelGenerator : public eval::Generator {
  public:
   ModelGenerator(LoadedModel& model, const MethodOptions& methods)
       : model_(model), label_(eval::method_label(methods.prefill, methods.decode, methods.dense_layers, methods.policy)) {
-    LS_CHECK(methods.decode.empty() || methods.decode == "dense",
-             "--decode {}: decode selectors are not wired into generation in this build; use dense", methods.decode);
+    if (!methods.decode.empty() && methods.decode != "dense") {
+      selector_ = MethodRegistry::instance().make_decode(methods.decode);
+      const std::int64_t context = model.llama->config().context_length;
+      LS_CHECK(selector_->budget() < context,
+               "--decode {}: a budget of {} keys is not smaller than the model's context of {} tokens", methods.decode,
+               selector_->budget(), context);
+    }
     Policy policy(methods.prefill.empty() ? "dense" : methods.prefill);
     if (!methods.dense_layers.empty()) policy.set_dense_layers(parse_layer_list(methods.dense_layers));
     if (!methods.policy.empty()) policy.set_profile(load_profile(methods.policy));
@@ -134,6 +140,7 @@ class ModelGenerator : public eval::Generator {
       attention_->reset_stats();
       options.hooks.attention = attention_.get();
     }
+    options.decode = selector_.get();
     GenerateResult out = ls::generate(*model_.llama, *model_.tokenizer, ids, cache, options);
     eval::GenerationResult r;
     r.text = out.text;
@@ -142,6 +149,9 @@ class ModelGenerator : public eval::Generator {
     r.prefill_ms = out.prefill_ms;
     r.attention_ms = out.attention_ms;
     r.decode_ms_per_token = out.decode_ms_per_token();
+    r.decode_keys_attended = out.keys_attended_per_head();
+    r.decode_attention_ms_per_token =
+        out.decode_stats.steps ? out.decode_stats.attention_ms / double(out.decode_stats.steps) : 0.0;
     if (attention_ && attention_->planned_layers() > 0) {
       r.estimate_ms = out.estimate_ms;
       r.density = attention_->mean_density();
@@ -159,6 +169,7 @@ class ModelGenerator : public eval::Generator {
   KvType key_type_ = KvType::F16, value_type_ = KvType::F16;
   std::int64_t ubatch_ = 0;
   std::unique_ptr<SparsePrefill> attention_;
+  std::unique_ptr<DecodeSelector> selector_;
 };
 
 }  // namespace

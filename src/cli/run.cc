@@ -47,6 +47,7 @@ struct RunOptions {
   std::string prefill;       // sparse prefill method spec; empty: dense
   std::string dense_layers;  // layers kept dense under --prefill
   std::string policy;        // per-layer / per-head profile file (longsparse profile)
+  std::string decode;        // decode selector spec; empty: dense
   CacheOptions cache;        // -ctk, -ctv, -ub
 };
 
@@ -108,12 +109,20 @@ void run(const RunOptions& o) {
     sparse = std::make_unique<SparsePrefill>(std::move(policy));
   }
 
+  std::unique_ptr<DecodeSelector> selector;
+  if (!o.decode.empty() && o.decode != "dense") selector = MethodRegistry::instance().make_decode(o.decode);
+  LS_CHECK(!selector || selector->budget() < context,
+           "--decode {}: a budget of {} keys is not smaller than the context of {} tokens, so every key would be "
+           "attended; lower the budget or use dense",
+           o.decode, selector->budget(), context);
+
   KvCache cache = model.make_cache(context, key_type, value_type);
   GenerateOptions options;
   options.max_tokens = o.tokens;
   options.sampler = o.sampler;
   options.hooks.attention = sparse.get();
   options.ubatch = o.cache.ubatch;
+  options.decode = selector.get();
   GenerateResult result = generate(model, tokenizer, prompt, cache, options, [&](std::string_view piece) {
     if (o.json) return;
     std::fwrite(piece.data(), 1, piece.size(), stdout);
@@ -134,6 +143,13 @@ void run(const RunOptions& o) {
         {"decode_ms", result.decode_ms},
         {"decode_tok_s", result.decode_tok_s()},
         {"kv_bytes", cache.bytes_used()},
+        {"kv_summary_bytes", cache.summary_bytes()},
+        {"decode_method", selector ? selector->spec() : "dense"},
+        {"decode_budget", selector ? selector->budget() : 0},
+        {"decode_keys_attended", result.keys_attended_per_head()},
+        {"decode_kv_bytes_per_token", result.kv_bytes_per_token()},
+        {"decode_attention_ms", result.decode_stats.attention_ms},
+        {"decode_select_ms", result.decode_stats.select_ms},
         {"kv_bytes_allocated", cache.bytes_allocated()},
         {"cache_type_k", kv_type_name(key_type)},
         {"cache_type_v", kv_type_name(value_type)},
@@ -168,6 +184,15 @@ void run(const RunOptions& o) {
                static_cast<long long>(cache.bytes_per_token()),
                config.sliding_window > 0 ? fmt::format(" in global layers; local layers hold {}", config.sliding_window).c_str() : "",
                peak_rss_bytes() / 1e6);
+  if (result.decode_stats.steps > 0)
+    std::fprintf(stderr,
+                 "decode attention %s: %.2f ms/token (selection %.2f), %.0f keys per KV head and layer, %.2f MB of "
+                 "K/V read per token%s\n",
+                 selector ? selector->spec().c_str() : "dense",
+                 result.decode_stats.attention_ms / double(result.decode_stats.steps),
+                 result.decode_stats.select_ms / double(result.decode_stats.steps), result.keys_attended_per_head(),
+                 result.kv_bytes_per_token() / 1e6,
+                 cache.summary_bytes() ? fmt::format("; summaries {:.1f} MB", cache.summary_bytes() / 1e6).c_str() : "");
   if (sparse)
     std::fprintf(stderr,
                  "sparse prefill %s on %s: estimate %.1f ms (scores in %s), attention %.1f ms, mean plan density %.3f "
@@ -203,6 +228,7 @@ void setup_run(CLI::App& app) {
   app.add_option("--prefill", o->prefill, "sparse prefill method spec, e.g. flexprefill (see `longsparse methods`)");
   app.add_option("--dense-layers", o->dense_layers, "with --prefill or --policy: layers kept dense, e.g. 0,1");
   app.add_option("--policy", o->policy, "per-layer/head method profile (JSON from `longsparse profile`)");
+  app.add_option("--decode", o->decode, "decode selector spec, e.g. quest:budget=1024 (see `longsparse methods`)");
   add_cache_options(app, o->cache);
   app.callback([o] { run(*o); });
 }

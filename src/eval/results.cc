@@ -35,6 +35,8 @@ json to_json(const ResultRecord& r) {
   j["estimate_ms"] = r.estimate_ms;
   j["density"] = r.density;
   j["decode_ms_per_token"] = r.decode_ms_per_token;
+  if (r.decode_keys_attended > 0) j["decode_keys_attended"] = r.decode_keys_attended;
+  if (r.decode_attention_ms_per_token > 0) j["decode_attention_ms_per_token"] = r.decode_attention_ms_per_token;
   j["prompt_tokens"] = r.prompt_tokens;
   j["generated_tokens"] = r.generated_tokens;
   j["depth"] = r.depth ? json(*r.depth) : json(nullptr);
@@ -82,6 +84,9 @@ ResultRecord result_from_json(const json& j, const std::string& where) {
   if (j.contains("prefill_ms")) r.prefill_ms = number(j, "prefill_ms", where);
   if (j.contains("estimate_ms")) r.estimate_ms = number(j, "estimate_ms", where);
   if (j.contains("decode_ms_per_token")) r.decode_ms_per_token = number(j, "decode_ms_per_token", where);
+  if (j.contains("decode_keys_attended")) r.decode_keys_attended = number(j, "decode_keys_attended", where);
+  if (j.contains("decode_attention_ms_per_token"))
+    r.decode_attention_ms_per_token = number(j, "decode_attention_ms_per_token", where);
   if (j.contains("prompt_tokens")) r.prompt_tokens = get<std::int64_t>(j, "prompt_tokens", where);
   if (j.contains("generated_tokens")) r.generated_tokens = get<std::int64_t>(j, "generated_tokens", where);
   if (j.contains("depth") && !j["depth"].is_null()) r.depth = number(j, "depth", where);

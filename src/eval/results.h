@@ -24,6 +24,8 @@ struct ResultRecord {
   double prefill_ms = 0, attention_ms = 0, estimate_ms = 0;
   double density = 1;              // computed causal pairs / all causal pairs in prefill attention
   double decode_ms_per_token = 0;
+  double decode_keys_attended = 0;            // keys one KV head attended per layer and decode step
+  double decode_attention_ms_per_token = 0;  // decode selection + attention per token, all layers
   std::int64_t prompt_tokens = 0, generated_tokens = 0;
   std::optional<double> depth;
   std::string model;

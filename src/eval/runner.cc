@@ -82,6 +82,8 @@ EvalStats run_eval(const std::vector<TaskSample>& samples, Generator& generator,
     r.estimate_precision = out.estimate_precision;
     r.density = out.density;
     r.decode_ms_per_token = out.decode_ms_per_token;
+    r.decode_keys_attended = out.decode_keys_attended;
+    r.decode_attention_ms_per_token = out.decode_attention_ms_per_token;
     r.prompt_tokens = out.prompt_tokens;
     r.generated_tokens = out.generated_tokens;
     r.depth = sample.depth;

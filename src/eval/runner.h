@@ -21,6 +21,8 @@ struct GenerationResult {
   double prefill_ms = 0, attention_ms = 0, estimate_ms = 0;  // prefill total / attention kernels / method estimates
   double density = 1;
   double decode_ms_per_token = 0;
+  double decode_keys_attended = 0;            // keys per KV head, layer and step (0: no decode step)
+  double decode_attention_ms_per_token = 0;  // selection + attention, all layers
   std::string estimate_precision;  // of a sparse prefill's estimates: "amx-bf16" or "fp32"; empty if dense
 };
 

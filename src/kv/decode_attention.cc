@@ -45,32 +45,81 @@ float exp_shifted_sum(float* x, std::int64_t n, float shift) {
 
 void DecodeAttention::run(const KvCache& cache, int layer, const float* q, int heads, std::int64_t n_keys,
                           float scale, float* out) {
-  const KvCacheShape& shape = cache.shape();
-  const int kv_heads = shape.kv_heads, dim = shape.dim;
-  LS_CHECK(heads % kv_heads == 0, "{} query heads cannot share {} KV heads", heads, kv_heads);
   LS_CHECK(n_keys > 0 && n_keys <= cache.capacity(), "decode over {} keys (capacity {})", n_keys,
            cache.capacity());
-  // Slots [0, n_slots) hold the keys attended to: positions 0..n_keys-1, or a ring's window.
-  const std::int64_t n_slots = std::min(n_keys, cache.slots(layer));
+  dense_.set_dense(cache.shape().kv_heads, n_keys, cache.first_held(layer, n_keys));
+  run(cache, layer, q, heads, dense_, scale, out);
+}
+
+void DecodeAttention::run(const KvCache& cache, int layer, const float* q, int heads, const Selection& selection,
+                          float scale, float* out) {
+  const KvCacheShape& shape = cache.shape();
+  const int kv_heads = shape.kv_heads, dim = shape.dim;
+  const std::int64_t n_keys = selection.n_keys();
+  LS_CHECK(heads % kv_heads == 0, "{} query heads cannot share {} KV heads", heads, kv_heads);
+  LS_CHECK(selection.kv_heads() == kv_heads, "selection of {} KV heads for a cache of {}", selection.kv_heads(),
+           kv_heads);
+  LS_CHECK(n_keys > 0 && n_keys <= cache.capacity(), "decode over {} keys (capacity {})", n_keys,
+           cache.capacity());
+  const std::int64_t first_held = cache.first_held(layer, n_keys);
+  const std::vector<TokenRange>& ranges = selection.ranges();
+  const std::vector<std::int64_t>& offsets = selection.offsets();
+
+  // Work items: chunks of up to kChunk selected keys of one KV head.
+  item_head_.clear();
+  item_first_.clear();
+  head_items_.assign(kv_heads + 1, 0);
+  head_keys_.assign(kv_heads, 0);
+  range_start_.resize(ranges.size());
+  for (int g = 0; g < kv_heads; ++g) {
+    std::int64_t count = 0;
+    for (std::int64_t r = offsets[g]; r < offsets[g + 1]; ++r) {
+      LS_CHECK(ranges[r].begin >= first_held, "layer {} no longer holds position {} (it keeps {}..{})", layer,
+               ranges[r].begin, first_held, n_keys - 1);
+      range_start_[r] = count;
+      count += ranges[r].end - ranges[r].begin;
+    }
+    LS_CHECK(count > 0, "selection attends to no key for KV head {}", g);
+    head_keys_[g] = count;
+    for (std::int64_t first = 0; first < count; first += kChunk) {
+      item_head_.push_back(g);
+      item_first_.push_back(first);
+    }
+    head_items_[g + 1] = static_cast<std::int64_t>(item_head_.size());
+  }
+  const std::int64_t items = static_cast<std::int64_t>(item_head_.size());
   const int group = heads / kv_heads;
-  const std::int64_t chunks = (n_slots + kChunk - 1) / kChunk;
   const std::int64_t stride = dim + 2;
   const KvType kt = cache.key_type(), vt = cache.value_type();
   const std::int64_t k_bytes = cache.key_row_bytes(), v_bytes = cache.value_row_bytes();
-  partials_.ensure(std::int64_t(heads) * chunks * stride);
+  partials_.ensure(items * group * stride);
   scores_.ensure(std::int64_t(num_threads()) * group * kChunk);
-  if (kt != KvType::F32 || vt != KvType::F32) tiles_.ensure(std::int64_t(num_threads()) * 2 * kChunk * dim);
+  tiles_.ensure(std::int64_t(num_threads()) * 2 * kChunk * dim);
 
-  parallel_for(kv_heads * chunks, [&](std::int64_t item) {
-    const int g = static_cast<int>(item / chunks);
-    const std::int64_t c = item % chunks, first = c * kChunk, count = std::min(kChunk, n_slots - first);
-    float* tile = tiles_.data() + std::int64_t(thread_id()) * 2 * kChunk * dim;
-    const std::uint8_t* k_rows = cache.keys(layer, g) + first * k_bytes;
-    const std::uint8_t* v_rows = cache.values(layer, g) + first * v_bytes;
-    const float* keys = reinterpret_cast<const float*>(k_rows);
-    const float* values = reinterpret_cast<const float*>(v_rows);
-    if (kt != KvType::F32) kv_decode_rows(kt, k_rows, count, dim, tile), keys = tile;
-    if (vt != KvType::F32) kv_decode_rows(vt, v_rows, count, dim, tile + kChunk * dim), values = tile + kChunk * dim;
+  parallel_for(items, [&](std::int64_t item) {
+    const int g = static_cast<int>(item_head_[item]);
+    const std::int64_t first = item_first_[item];
+    const std::int64_t count = std::min(kChunk, head_keys_[g] - first);
+    float* keys = tiles_.data() + std::int64_t(thread_id()) * 2 * kChunk * dim;
+    float* values = keys + kChunk * dim;
+    // Gather the chunk's rows, range by range, converting to fp32.
+    const std::uint8_t* k_base = cache.keys(layer, g);
+    const std::uint8_t* v_base = cache.values(layer, g);
+    auto r = std::upper_bound(range_start_.begin() + offsets[g], range_start_.begin() + offsets[g + 1], first) - 1;
+    std::int64_t done = 0;
+    for (std::int64_t ri = r - range_start_.begin(); done < count; ++ri) {
+      const TokenRange& range = ranges[ri];
+      std::int64_t p = range.begin + (first + done - range_start_[ri]);
+      const std::int64_t stop = std::min(range.end, p + (count - done));
+      while (p < stop) {  // runs of consecutive slots (a ring wraps)
+        const std::int64_t slot = cache.slot_of(layer, p);
+        const std::int64_t run = std::min(stop - p, cache.slots(layer) - slot);
+        kv_decode_rows(kt, k_base + slot * k_bytes, run, dim, keys + done * dim);
+        kv_decode_rows(vt, v_base + slot * v_bytes, run, dim, values + done * dim);
+        p += run;
+        done += run;
+      }
+    }
     float* scores = scores_.data() + std::int64_t(thread_id()) * group * kChunk;  // [group][kChunk]
     for (int i = 0; i < group; ++i) {
       const float* qh = q + std::int64_t(g * group + i) * dim;
@@ -84,7 +133,7 @@ void DecodeAttention::run(const KvCache& cache, int layer, const float* q, int h
       }
       float max = *std::max_element(s, s + count);
       float sum = exp_shifted_sum(s, count, max);
-      float* partial = partials_.data() + (std::int64_t(g * group + i) * chunks + c) * stride;
+      float* partial = partials_.data() + (item * group + i) * stride;
       std::fill(partial, partial + dim, 0.0f);
       for (std::int64_t j = 0; j < count; ++j) {
         const float* v = values + j * dim;
@@ -98,14 +147,15 @@ void DecodeAttention::run(const KvCache& cache, int layer, const float* q, int h
   });
 
   for (int h = 0; h < heads; ++h) {
-    const float* partial = partials_.data() + std::int64_t(h) * chunks * stride;
+    const int g = h / group, i = h % group;
     float max = -std::numeric_limits<float>::infinity();
-    for (std::int64_t c = 0; c < chunks; ++c) max = std::max(max, partial[c * stride + dim]);
+    for (std::int64_t item = head_items_[g]; item < head_items_[g + 1]; ++item)
+      max = std::max(max, partials_[(item * group + i) * stride + dim]);
     float* o = out + std::int64_t(h) * dim;
     std::fill(o, o + dim, 0.0f);
     float total = 0.0f;
-    for (std::int64_t c = 0; c < chunks; ++c) {
-      const float* pc = partial + c * stride;
+    for (std::int64_t item = head_items_[g]; item < head_items_[g + 1]; ++item) {
+      const float* pc = partials_.data() + (item * group + i) * stride;
       const float w = std::exp(pc[dim] - max);
       total += w * pc[dim + 1];
       for (int e = 0; e < dim; ++e) o[e] += w * pc[e];

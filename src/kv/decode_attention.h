@@ -1,14 +1,20 @@
-// Dense attention of one new token over a layer's KV cache (decode). The keys are split into
-// chunks processed in parallel, each with its own running max and sum, merged at the end
+// Attention of one new token over a layer's KV cache (decode): the gather kernel of docs/
+// DESIGN.md §5. It attends over exactly the keys of a Selection (attn/selection.h: ranges of
+// positions per KV head); dense decode is the selection of every key. The selected keys of
+// each KV head are split into chunks of 256 processed in parallel, each with its own running max and sum, merged at the end
 // (flash-decoding), so two threads stay busy even with 3 KV heads. The query heads of a GQA
 // group share each key and value row read from memory. Rows are read in the cache's element
 // type: an f16 / bf16 / q8_0 chunk is converted into a per-thread fp32 tile of 256 rows (in
 // L2) just before it is used, so no fp32 copy of the cache exists. A ring layer (sliding
-// window) attends over the slots it holds, which are exactly the window's keys.
+// window) attends over the slots it holds, which are exactly the window's keys; a selection
+// over it may only name positions the ring still holds.
 #pragma once
 
 #include <cstdint>
 
+#include <vector>
+
+#include "attn/selection.h"
 #include "core/buffer.h"
 #include "kv/kv_cache.h"
 
@@ -21,8 +27,15 @@ class DecodeAttention {
   // heads (query head h uses KV head h / group).
   void run(const KvCache& cache, int layer, const float* q, int heads, std::int64_t n_keys, float scale,
            float* out);
+  // out [heads][dim] = softmax over exactly the selected keys (selection.n_keys() keys cached).
+  void run(const KvCache& cache, int layer, const float* q, int heads, const Selection& selection, float scale,
+           float* out);
 
  private:
+  Selection dense_;
+  std::vector<std::int64_t> item_head_, item_first_;  // per work item: KV head, first selected key
+  std::vector<std::int64_t> head_items_, head_keys_;  // per KV head: first work item, selected keys
+  std::vector<std::int64_t> range_start_;  // per range: selected keys of its head before it
   Buffer<float> partials_;  // [heads][chunks][dim + 2]: accumulator, then running max and sum
   Buffer<float> scores_;    // [threads][group][chunk keys]
   Buffer<float> tiles_;     // [threads][2][chunk keys][dim]: keys and values as fp32

@@ -51,6 +51,115 @@ void KvCache::write(int layer, std::int64_t position, std::int64_t n, const floa
   } else {
     for (std::int64_t item = 0; item < G * stored; ++item) store(item);
   }
+  if (needs_.kinds && !layers_[layer].ring && n > 0) update_summaries(layer, position, position + n);
+}
+
+void KvCache::keep_summaries(const SummaryNeeds& needs) {
+  LS_CHECK(needs.page_size > 0 && needs.block_size > 0, "KV summaries: page {} / block {} tokens", needs.page_size,
+           needs.block_size);
+  needs_ = needs;
+  summaries_.clear();
+  summaries_.resize(shape_.layers);
+  if (!needs.kinds) return;
+  pages_ = (shape_.capacity + needs.page_size - 1) / needs.page_size;
+  blocks_ = (shape_.capacity + needs.block_size - 1) / needs.block_size;
+  const std::int64_t G = shape_.kv_heads, D = shape_.dim;
+  for (int layer = 0; layer < shape_.layers; ++layer) {
+    if (layers_[layer].ring) continue;
+    auto& s = summaries_[layer];
+    if (needs.kinds & kSummaryPageMinMax) {
+      s[0].reset(std::size_t(G * pages_ * D));
+      s[1].reset(std::size_t(G * pages_ * D));
+    }
+    if (needs.kinds & kSummaryBlockMean) s[2].reset(std::size_t(G * blocks_ * D));
+    if (size_ > 0) update_summaries(layer, 0, size_);
+  }
+}
+
+const float* KvCache::summary(int layer, int kv_head, int which) const {
+  LS_CHECK(layer >= 0 && layer < shape_.layers && kv_head >= 0 && kv_head < shape_.kv_heads,
+           "KV summary of layer {} head {} out of range", layer, kv_head);
+  if (summaries_.empty() || !summaries_[layer][which].data()) return nullptr;
+  const std::int64_t units = which == 2 ? blocks_ : pages_;
+  return summaries_[layer][which].data() + kv_head * units * shape_.dim;
+}
+
+void KvCache::update_summaries(int layer, std::int64_t first, std::int64_t last) {
+  const int G = shape_.kv_heads, D = shape_.dim;
+  auto& s = summaries_[layer];
+  // Units touched by the write, each recomputed from every row it holds so far.
+  struct Kind {
+    int which;
+    std::int64_t size;
+  };
+  std::vector<Kind> kinds;
+  if (s[0].data()) kinds.push_back({0, needs_.page_size});
+  if (s[2].data()) kinds.push_back({2, needs_.block_size});
+  for (const Kind& kind : kinds) {
+    const std::int64_t u0 = first / kind.size, u1 = (last - 1) / kind.size + 1, units = u1 - u0;
+    const std::int64_t per_head = kind.which == 2 ? blocks_ : pages_;
+    auto work = [&](std::int64_t item) {
+      const int g = static_cast<int>(item / units);
+      const std::int64_t u = u0 + item % units, p0 = u * kind.size, p1 = std::min(last, p0 + kind.size);
+      thread_local std::vector<float> rows;
+      rows.resize(std::size_t((p1 - p0) * D));
+      kv_decode_rows(shape_.key_type, data_.data() + offset(layer, g, 0) + p0 * key_row_bytes_, p1 - p0, D,
+                     rows.data());
+      if (kind.which == 0) {
+        float* mn = s[0].data() + (g * per_head + u) * D;
+        float* mx = s[1].data() + (g * per_head + u) * D;
+        std::copy(rows.begin(), rows.begin() + D, mn);
+        std::copy(rows.begin(), rows.begin() + D, mx);
+        for (std::int64_t t = 1; t < p1 - p0; ++t)
+          for (int e = 0; e < D; ++e) {
+            mn[e] = std::min(mn[e], rows[t * D + e]);
+            mx[e] = std::max(mx[e], rows[t * D + e]);
+          }
+      } else {
+        float* mean = s[2].data() + (g * per_head + u) * D;
+        for (int e = 0; e < D; ++e) {
+          double sum = 0;
+          for (std::int64_t t = 0; t < p1 - p0; ++t) sum += rows[t * D + e];
+          mean[e] = static_cast<float>(sum / double(p1 - p0));
+        }
+      }
+    };
+    if (G * units >= 16) {
+      parallel_for(G * units, work, 4);
+    } else {
+      for (std::int64_t item = 0; item < G * units; ++item) work(item);
+    }
+  }
+}
+
+std::int64_t KvCache::summary_bytes() const {
+  std::int64_t total = 0;
+  for (int layer = 0; layer < static_cast<int>(summaries_.size()); ++layer) {
+    const auto& s = summaries_[layer];
+    const std::int64_t row = std::int64_t(shape_.kv_heads) * shape_.dim * 4;
+    if (s[0].data()) total += 2 * row * ((size_ + needs_.page_size - 1) / needs_.page_size);
+    if (s[2].data()) total += row * ((size_ + needs_.block_size - 1) / needs_.block_size);
+  }
+  return total;
+}
+
+int LayerKeys::kv_heads() const { return cache_.shape().kv_heads; }
+int LayerKeys::dim() const { return cache_.shape().dim; }
+std::int64_t LayerKeys::page_size() const { return cache_.summary_needs().page_size; }
+std::int64_t LayerKeys::block_size() const { return cache_.summary_needs().block_size; }
+const float* LayerKeys::page_min(int g) const { return cache_.page_min(layer_, g); }
+const float* LayerKeys::page_max(int g) const { return cache_.page_max(layer_, g); }
+const float* LayerKeys::block_mean(int g) const { return cache_.block_mean(layer_, g); }
+
+void LayerKeys::read_keys(int g, std::int64_t first, std::int64_t last, float* out) const {
+  LS_CHECK(first >= cache_.first_held(layer_, size_) && first <= last && last <= size_,
+           "read of keys {}..{} of layer {} (holding {})", first, last, layer_, size_);
+  const std::int64_t slots = cache_.slots(layer_), row = cache_.key_row_bytes();
+  for (std::int64_t p = first; p < last;) {
+    const std::int64_t slot = cache_.slot_of(layer_, p), run = std::min(last - p, slots - slot);
+    kv_decode_rows(cache_.key_type(), cache_.keys(layer_, g) + slot * row, run, cache_.shape().dim, out + (p - first) * cache_.shape().dim);
+    p += run;
+  }
 }
 
 void KvCache::read(int layer, std::int64_t first, std::int64_t last, float* k, float* v,

@@ -7,15 +7,46 @@
 // hold 512 tokens each whatever the context. Memory is allocated up front, but pages of the
 // allocation are only touched as tokens arrive, so a large capacity costs address space, not
 // memory, until it is used.
+//
+// Pages (docs/DESIGN.md §5): a global layer's slots are positions in order, so page p of a KV
+// head is the P consecutive rows [p·P, (p+1)·P): the page table is the identity and a page is
+// addressed without indirection. Page summaries for the decode selectors (min/max per page,
+// mean per block) are kept only when asked for (keep_summaries), on global layers, and are
+// brought up to date by every write from the rows as stored (after rounding to the cache's
+// type), so they equal summaries rebuilt from scratch after any sequence of writes.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
 #include "core/buffer.h"
 #include "kv/kv_type.h"
+#include "methods/decode_method.h"
 
 namespace ls {
+
+class KvCache;
+
+// One global layer of a cache as a decode selector sees it (methods/decode_method.h).
+class LayerKeys final : public DecodeKeys {
+ public:
+  LayerKeys(const KvCache& cache, int layer, std::int64_t size) : cache_(cache), layer_(layer), size_(size) {}
+  int kv_heads() const override;
+  int dim() const override;
+  std::int64_t size() const override { return size_; }
+  std::int64_t page_size() const override;
+  const float* page_min(int kv_head) const override;
+  const float* page_max(int kv_head) const override;
+  std::int64_t block_size() const override;
+  const float* block_mean(int kv_head) const override;
+  void read_keys(int kv_head, std::int64_t first, std::int64_t last, float* out) const override;
+
+ private:
+  const KvCache& cache_;
+  int layer_;
+  std::int64_t size_;
+};
 
 struct KvCacheShape {
   int layers = 0;
@@ -68,6 +99,19 @@ class KvCache {
   // start at row g · head_rows (head_rows 0: last - first). The positions must still be held.
   void read(int layer, std::int64_t first, std::int64_t last, float* k, float* v, std::int64_t head_rows = 0) const;
 
+  // Keeps the summaries `needs` asks for on every global layer from now on (what is stored
+  // already is summarised at once). Asking again with other needs replaces them.
+  void keep_summaries(const SummaryNeeds& needs);
+  const SummaryNeeds& summary_needs() const { return needs_; }
+  // Summaries of one KV head of a global layer: [pages][dim] (nullptr when not kept).
+  const float* page_min(int layer, int kv_head) const { return summary(layer, kv_head, 0); }
+  const float* page_max(int layer, int kv_head) const { return summary(layer, kv_head, 1); }
+  const float* block_mean(int layer, int kv_head) const { return summary(layer, kv_head, 2); }
+  // Bytes of the summaries of the positions stored.
+  std::int64_t summary_bytes() const;
+  // A global layer holding positions [0, size), as a decode selector reads it.
+  LayerKeys layer_keys(int layer, std::int64_t size) const { return LayerKeys(*this, layer, size); }
+
   // Declares positions [0, size) present in every layer.
   void set_size(std::int64_t size);
   void clear() { size_ = 0; }
@@ -93,8 +137,16 @@ class KvCache {
     return slots * shape_.kv_heads * (key_row_bytes_ + value_row_bytes_);
   }
 
+  // Recomputes the summaries of the pages and blocks holding positions [first, last).
+  void update_summaries(int layer, std::int64_t first, std::int64_t last);
+  const float* summary(int layer, int kv_head, int which) const;
+
   KvCacheShape shape_;
   std::int64_t size_ = 0;
+  SummaryNeeds needs_;
+  std::int64_t pages_ = 0, blocks_ = 0;  // per KV head of a global layer
+  // Per layer (empty for ring layers): min and max [kv_heads][pages][dim], mean [kv_heads][blocks][dim].
+  std::vector<std::array<Buffer<float>, 3>> summaries_;
   std::int64_t key_row_bytes_ = 0, value_row_bytes_ = 0;
   std::vector<Layer> layers_;
   Buffer<std::uint8_t> data_;  // per layer: keys [kv_heads][slots] rows, then values

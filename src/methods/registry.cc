@@ -113,33 +113,50 @@ MethodRegistry& MethodRegistry::instance() {
 }
 
 void MethodRegistry::add(MethodInfo info) {
-  std::string name = info.name;
-  if (methods_.count(name)) fail("method '{}' registered twice", name);
+  LS_CHECK(info.phase == "prefill" || info.phase == "decode", "method '{}' has phase '{}'", info.name, info.phase);
+  LS_CHECK(info.phase == "prefill" ? bool(info.make_prefill) : bool(info.make_decode),
+           "method '{}' has no {} constructor", info.name, info.phase);
+  auto key = std::make_pair(info.phase, info.name);
+  if (methods_.count(key)) fail("{} method '{}' registered twice", info.phase, info.name);
   for (const ParamSpec& p : info.params) check_value(info, p, p.default_value);
-  methods_.emplace(name, std::move(info));
+  methods_.emplace(std::move(key), std::move(info));
 }
 
 std::vector<const MethodInfo*> MethodRegistry::list() const {
   std::vector<const MethodInfo*> all;
-  for (const auto& [name, info] : methods_) all.push_back(&info);
+  for (const auto& [key, info] : methods_) all.push_back(&info);
   std::stable_sort(all.begin(), all.end(), [](const MethodInfo* a, const MethodInfo* b) {
     return a->phase != b->phase ? a->phase > b->phase : a->name < b->name;  // prefill first
   });
   return all;
 }
 
-const MethodInfo& MethodRegistry::find(std::string_view name) const {
-  auto it = methods_.find(name);
-  if (it == methods_.end()) {
-    std::vector<std::string> names;
-    for (const auto& [known, info] : methods_) names.push_back(known);
-    fail("unknown method '{}'; valid: {}", name, fmt::join(names, ", "));
+const MethodInfo* MethodRegistry::lookup(std::string_view name, std::string_view phase) const {
+  for (const char* p : {"prefill", "decode"}) {
+    if (!phase.empty() && phase != p) continue;
+    auto it = methods_.find(std::make_pair(std::string(p), std::string(name)));
+    if (it != methods_.end()) return &it->second;
   }
-  return it->second;
+  return nullptr;
 }
 
-Params MethodRegistry::resolve(const MethodSpec& spec) const {
-  const MethodInfo& info = find(spec.name);
+const MethodInfo& MethodRegistry::find(std::string_view name, std::string_view phase) const {
+  if (const MethodInfo* info = lookup(name, phase)) return *info;
+  std::vector<std::string> names;
+  for (const auto& [key, info] : methods_)
+    if (phase.empty() || key.first == phase) names.push_back(key.second);
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  if (!phase.empty() && lookup(name, "")) {
+    fail("method '{}' is a {} method, not a {} method; valid {} methods: {}", name, lookup(name, "")->phase, phase,
+         phase, fmt::join(names, ", "));
+  }
+  fail("unknown {}method '{}'; valid: {}", phase.empty() ? std::string() : std::string(phase) + " ", name,
+       fmt::join(names, ", "));
+}
+
+Params MethodRegistry::resolve(const MethodSpec& spec, std::string_view phase) const {
+  const MethodInfo& info = find(spec.name, phase);
   Params params;
   for (const ParamSpec& p : info.params) params.set(p.name, p.default_value);
   for (const auto& [key, value] : spec.values) {
@@ -151,8 +168,8 @@ Params MethodRegistry::resolve(const MethodSpec& spec) const {
   return params;
 }
 
-std::string MethodRegistry::canonical(const std::string& name, const Params& params) const {
-  const MethodInfo& info = find(name);
+std::string MethodRegistry::canonical(const std::string& name, const Params& params, std::string_view phase) const {
+  const MethodInfo& info = find(name, phase);
   if (info.params.empty()) return name;
   std::vector<std::string> items;
   for (const ParamSpec& p : info.params) items.push_back(p.name + "=" + params.get_string(p.name));
@@ -161,13 +178,20 @@ std::string MethodRegistry::canonical(const std::string& name, const Params& par
 
 std::unique_ptr<PrefillMethod> MethodRegistry::make_prefill(std::string_view text) const {
   MethodSpec spec = parse_method_spec(text);
-  const MethodInfo& info = find(spec.name);
-  LS_CHECK(info.phase == "prefill" && info.make_prefill, "method '{}' is a {} method, not a prefill method",
-           info.name, info.phase);
-  Params params = resolve(spec);
+  const MethodInfo& info = find(spec.name, "prefill");
+  Params params = resolve(spec, "prefill");
   std::unique_ptr<PrefillMethod> method = info.make_prefill(params);
-  method->set_spec(canonical(info.name, params));
+  method->set_spec(canonical(info.name, params, "prefill"));
   return method;
+}
+
+std::unique_ptr<DecodeSelector> MethodRegistry::make_decode(std::string_view text) const {
+  MethodSpec spec = parse_method_spec(text);
+  const MethodInfo& info = find(spec.name, "decode");
+  Params params = resolve(spec, "decode");
+  std::unique_ptr<DecodeSelector> selector = info.make_decode(params);
+  selector->set_spec(canonical(info.name, params, "decode"));
+  return selector;
 }
 
 }  // namespace ls

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "methods/decode_method.h"
 #include "methods/method.h"
 
 namespace ls {
@@ -43,7 +44,8 @@ struct MethodInfo {
   std::string paper;    // e.g. "MInference (Jiang et al., NeurIPS 2024), §3.2"
   std::string summary;  // one line
   std::vector<ParamSpec> params;
-  std::function<std::unique_ptr<PrefillMethod>(const Params&)> make_prefill;
+  std::function<std::unique_ptr<PrefillMethod>(const Params&)> make_prefill;  // phase "prefill"
+  std::function<std::unique_ptr<DecodeSelector>(const Params&)> make_decode;  // phase "decode"
 };
 
 // A parsed spec before validation.
@@ -61,18 +63,23 @@ class MethodRegistry {
   void add(MethodInfo info);
   // All methods, sorted by phase then name.
   std::vector<const MethodInfo*> list() const;
-  // Throws ls::Error listing the known methods when `name` is unknown.
-  const MethodInfo& find(std::string_view name) const;
+  // A name may exist in both phases (streaming, dense); `phase` "prefill" or "decode" picks
+  // one, "" the first registered in the order prefill, decode. Throws ls::Error listing the
+  // known methods of the phase when `name` is unknown.
+  const MethodInfo& find(std::string_view name, std::string_view phase = "") const;
   // Parses and validates a spec against the method's parameters: unknown keys and values
   // out of range are errors that list what is valid. Defaults fill what the spec omits.
-  Params resolve(const MethodSpec& spec) const;
+  Params resolve(const MethodSpec& spec, std::string_view phase = "") const;
   // Canonical spec string "name:k=v,..." with every parameter.
-  std::string canonical(const std::string& name, const Params& params) const;
+  std::string canonical(const std::string& name, const Params& params, std::string_view phase = "") const;
   // Spec string -> configured prefill method.
   std::unique_ptr<PrefillMethod> make_prefill(std::string_view spec) const;
+  // Spec string -> configured decode selector.
+  std::unique_ptr<DecodeSelector> make_decode(std::string_view spec) const;
 
  private:
-  std::map<std::string, MethodInfo, std::less<>> methods_;
+  const MethodInfo* lookup(std::string_view name, std::string_view phase) const;
+  std::map<std::pair<std::string, std::string>, MethodInfo> methods_;  // (phase, name)
 };
 
 // Registers a method at static-initialisation time: LS_REGISTER_METHOD(make_info());

@@ -17,6 +17,7 @@ GenerateResult generate(Transformer& model, const Tokenizer& tokenizer, std::spa
            options.max_tokens, cache.capacity());
   GenerateResult result;
   result.prompt_tokens = static_cast<std::int64_t>(prompt.size());
+  result.layers_kv_heads = std::int64_t(model.config().layers) * model.config().kv_heads;
   Sampler sampler(options.sampler);
   Tokenizer::StreamDecoder stream(tokenizer);
   std::vector<float> logits(model.config().vocab);  // [vocab]
@@ -25,6 +26,15 @@ GenerateResult generate(Transformer& model, const Tokenizer& tokenizer, std::spa
     result.text += piece;
     if (on_text) on_text(piece);
   };
+
+  if (options.decode) {
+    options.decode->reset();
+    const SummaryNeeds needs = options.decode->needs();
+    const SummaryNeeds& kept = cache.summary_needs();
+    if (needs.kinds && (kept.kinds != needs.kinds || kept.page_size != needs.page_size ||
+                        kept.block_size != needs.block_size))
+      cache.keep_summaries(needs);  // built as the prompt is written
+  }
 
   Timer prefill_timer;
   PrefillStats stats = model.prefill(prompt, cache, logits.data(), options.hooks, options.ubatch);
@@ -42,13 +52,19 @@ GenerateResult generate(Transformer& model, const Tokenizer& tokenizer, std::spa
     result.tokens.push_back(token);
     emit(stream.push(token));
     if (std::int64_t(result.tokens.size()) == options.max_tokens) break;
-    model.decode(token, cache, logits.data());
+    model.decode(token, cache, logits.data(), options.decode, &result.decode_stats);
     ++result.decode_tokens;
     token = sampler.sample(logits);
   }
   result.decode_ms = result.decode_tokens > 0 ? decode_timer.ms() : 0.0;
   emit(stream.flush());
   return result;
+}
+
+double GenerateResult::keys_attended_per_head() const {
+  return decode_stats.steps && layers_kv_heads > 0
+             ? double(decode_stats.keys_attended) / double(decode_stats.steps * layers_kv_heads)
+             : 0.0;
 }
 
 Truncation parse_truncation(std::string_view name) {

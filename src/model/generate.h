@@ -12,6 +12,7 @@
 #include "kv/kv_cache.h"
 #include "model/layer_attention.h"
 #include "model/sampler.h"
+#include "model/transformer.h"
 
 namespace ls {
 
@@ -22,6 +23,7 @@ struct GenerateOptions {
   std::int64_t max_tokens = 128;  // tokens to generate at most
   SamplerConfig sampler;
   PrefillHooks hooks;
+  DecodeSelector* decode = nullptr;  // decode selector (nullptr: dense); its summaries are kept from the prefill on
   std::int64_t ubatch = 0;        // prefill in chunks of this many tokens (0: the whole prompt at once)
 };
 
@@ -34,11 +36,18 @@ struct GenerateResult {
   double estimate_ms = 0.0;            // of prefill_ms, building sparse plans
   std::int64_t decode_tokens = 0;      // decode steps (each one token through the model)
   double decode_ms = 0.0;              // all decode steps, sampling included
+  DecodeStats decode_stats;            // what attention did in the decode steps
+  std::int64_t layers_kv_heads = 0;    // layers × KV heads of the model
   bool stopped_at_end = false;         // an end-of-generation token was sampled
 
   double prefill_tok_s() const { return prefill_ms > 0 ? prompt_tokens / (prefill_ms * 1e-3) : 0.0; }
   double decode_tok_s() const { return decode_ms > 0 ? decode_tokens / (decode_ms * 1e-3) : 0.0; }
   double decode_ms_per_token() const { return decode_tokens > 0 ? decode_ms / decode_tokens : 0.0; }
+  // Keys one KV head attended to per layer and step (all layers), and K/V bytes read per step.
+  double keys_attended_per_head() const;
+  double kv_bytes_per_token() const {
+    return decode_stats.steps ? double(decode_stats.kv_bytes_read) / double(decode_stats.steps) : 0.0;
+  }
 };
 
 // Runs prompt → tokens. `on_text` receives each piece of text as soon as it is whole UTF-8.

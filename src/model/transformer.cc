@@ -206,7 +206,8 @@ void Transformer::finish_layer(int layer, std::int64_t t0, std::int64_t m, std::
 }
 
 PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache& cache, float* logits,
-                                  const PrefillHooks& hooks, bool decode_step) {
+                                  const PrefillHooks& hooks, bool decode_step, DecodeSelector* selector,
+                                  DecodeStats* decode_stats) {
   const ModelConfig& c = config_;
   const std::int64_t m = static_cast<std::int64_t>(tokens.size()), p0 = cache.size();
   const std::int64_t E = c.embedding, D = c.head_dim, F = c.ffn;
@@ -250,7 +251,25 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
 
     if (decode_step) {
       cache.write(layer, p0, m, k_new_.data(), v_new_.data());
-      decode_attention_.run(cache, layer, q_heads_.data(), H, p0 + 1, c.attention_scale, attn_.data());
+      Timer attention_timer;
+      std::int64_t select_bytes = 0;
+      double select_ms = 0.0;
+      if (selector && !cache.is_ring(layer)) {
+        const LayerKeys keys = cache.layer_keys(layer, p0 + 1);
+        const DecodeQuery query{layer, c.layers, q_heads_.data(), H, c.attention_scale};
+        select_bytes = selector->select(query, keys, selection_);
+        select_ms = attention_timer.ms();
+      } else {
+        selection_.set_dense(G, p0 + 1, cache.first_held(layer, p0 + 1));
+      }
+      decode_attention_.run(cache, layer, q_heads_.data(), H, selection_, c.attention_scale, attn_.data());
+      if (decode_stats) {
+        decode_stats->keys_attended += selection_.tokens();
+        decode_stats->kv_bytes_read +=
+            selection_.tokens() * (cache.key_row_bytes() + cache.value_row_bytes()) + select_bytes;
+        decode_stats->attention_ms += attention_timer.ms();
+        decode_stats->select_ms += select_ms;
+      }
     } else {
       // The keys this batch's queries may see: the cached ones (a local layer: only its window)
       // followed by the batch's own.
@@ -306,9 +325,20 @@ PrefillStats Transformer::prefill(std::span<const std::int32_t> tokens, KvCache&
   return stats;
 }
 
-void Transformer::decode(std::int32_t token, KvCache& cache, float* logits) {
+void Transformer::decode(std::int32_t token, KvCache& cache, float* logits, DecodeSelector* selector,
+                         DecodeStats* stats) {
   LS_CHECK(cache.size() < cache.capacity(), "context full: {} tokens", cache.capacity());
-  forward({&token, 1}, cache, logits, {}, true);
+  if (selector) {
+    const SummaryNeeds needs = selector->needs();
+    LS_CHECK((cache.summary_needs().kinds & needs.kinds) == needs.kinds &&
+                 (!(needs.kinds & kSummaryPageMinMax) || cache.summary_needs().page_size == needs.page_size) &&
+                 (!(needs.kinds & kSummaryBlockMean) || cache.summary_needs().block_size == needs.block_size),
+             "decode selector {} needs page summaries the cache does not keep (KvCache::keep_summaries)",
+             selector->spec());
+    selector->begin_step(cache.size());
+  }
+  forward({&token, 1}, cache, logits, {}, true, selector, stats);
+  if (stats) ++stats->steps;
 }
 
 }  // namespace ls

@@ -32,6 +32,20 @@ struct LayerWeights {
   const float* post_ffw_norm = nullptr;        // [embedding], or nullptr
 };
 
+// What one or more decode steps did in attention (summed over steps).
+struct DecodeStats {
+  std::int64_t steps = 0;
+  std::int64_t keys_attended = 0;   // keys attended, summed over layers and KV heads
+  std::int64_t kv_bytes_read = 0;   // K/V rows read by attention + summaries and keys read by selectors
+  double attention_ms = 0.0;        // selection and attention, every layer
+  double select_ms = 0.0;           // of attention_ms, in the selector
+
+  void add(const DecodeStats& o) {
+    steps += o.steps, keys_attended += o.keys_attended, kv_bytes_read += o.kv_bytes_read;
+    attention_ms += o.attention_ms, select_ms += o.select_ms;
+  }
+};
+
 struct PrefillStats {
   double attention_ms = 0.0;  // time inside the layer attention calls, plan building excluded
   double estimate_ms = 0.0;   // plan building inside those calls (LayerAttention::estimate_ms)
@@ -57,7 +71,11 @@ class Transformer {
   PrefillStats prefill(std::span<const std::int32_t> tokens, KvCache& cache, float* logits,
                        const PrefillHooks& hooks = {}, std::int64_t ubatch = 0);
   // Runs one token at position cache.size(), appends it to the cache, writes logits [vocab].
-  void decode(std::int32_t token, KvCache& cache, float* logits);
+  // A selector (methods/decode_method.h) picks the keys each global layer attends to (the
+  // cache must keep the summaries it needs: KvCache::keep_summaries); local layers and a null
+  // selector attend densely. Adds what attention did to `stats` when given.
+  void decode(std::int32_t token, KvCache& cache, float* logits, DecodeSelector* selector = nullptr,
+              DecodeStats* stats = nullptr);
 
   // Forward pass knobs for benchmarks and tests.
   void set_matmul_route(MatmulRoute route) { route_ = route; }
@@ -65,7 +83,8 @@ class Transformer {
  private:
   // One batch of m tokens at positions p0 = cache.size() .. p0 + m - 1.
   PrefillStats forward(std::span<const std::int32_t> tokens, KvCache& cache, float* logits,
-                       const PrefillHooks& hooks, bool decode_step);
+                       const PrefillHooks& hooks, bool decode_step, DecodeSelector* selector = nullptr,
+                       DecodeStats* decode_stats = nullptr);
   // Norm, projection, QK-norm and RoPE of tokens [t0, t0 + m) of the batch, into the head-major
   // q_heads_, k_new_, v_new_ (and the distance-cap vectors when `limit` > 0).
   void project_qkv(int layer, std::int64_t t0, std::int64_t m, std::int64_t batch, std::int64_t p0,
@@ -86,6 +105,7 @@ class Transformer {
   Matmul matmul_;
   MatmulRoute route_ = MatmulRoute::Auto;
   DecodeAttention decode_attention_;
+  Selection selection_;
   DenseLayerAttention dense_attention_;
 
   // Batch activations, O(batch · embedding).
