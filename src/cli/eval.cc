@@ -24,7 +24,8 @@ void setup_eval(CLI::App& app) {
   app.add_option("-m,--model", args->model, "model file or cached name ('oracle': pipeline check without a model)")->required();
   app.add_option("--tasks", args->tasks, "JSONL task file (longsparse gen writes them)")->required();
   app.add_option("--prefill", args->methods.prefill, "prefill attention method spec, e.g. dense or name:key=value");
-  app.add_option("--decode", args->methods.decode, "decode selector spec");
+  app.add_option("--decode", args->methods.decode,
+                 "decode selector spec, or several separated by ';' (each continues a copy of one prefill)");
   app.add_option("--policy", args->methods.policy, "per-layer/head policy file");
   app.add_option("--dense-layers", args->methods.dense_layers, "layers kept dense, e.g. 0,1");
   add_cache_options(app, args->methods.cache);

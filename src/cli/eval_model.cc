@@ -106,13 +106,19 @@ class ModelFormatter : public eval::PromptFormatter {
 class ModelGenerator : public eval::Generator {
  public:
   ModelGenerator(LoadedModel& model, const MethodOptions& methods)
-      : model_(model), label_(eval::method_label(methods.prefill, methods.decode, methods.dense_layers, methods.policy)) {
-    if (!methods.decode.empty() && methods.decode != "dense") {
-      selector_ = MethodRegistry::instance().make_decode(methods.decode);
+      : model_(model) {
+    // Several decode selectors ("a;b;c") continue copies of one prefill.
+    for (const std::string& decode : split_decode_list(methods.decode)) {
+      labels_.push_back(eval::method_label(methods.prefill, decode, methods.dense_layers, methods.policy));
+      if (decode == "dense") {
+        selectors_.push_back(nullptr);
+        continue;
+      }
+      selectors_.push_back(MethodRegistry::instance().make_decode(decode));
       const std::int64_t context = model.llama->config().context_length;
-      LS_CHECK(selector_->budget() < context,
-               "--decode {}: a budget of {} keys is not smaller than the model's context of {} tokens", methods.decode,
-               selector_->budget(), context);
+      LS_CHECK(selectors_.back()->budget() < context,
+               "--decode {}: a budget of {} keys is not smaller than the model's context of {} tokens", decode,
+               selectors_.back()->budget(), context);
     }
     Policy policy(methods.prefill.empty() ? "dense" : methods.prefill);
     if (!methods.dense_layers.empty()) policy.set_dense_layers(parse_layer_list(methods.dense_layers));
@@ -126,53 +132,98 @@ class ModelGenerator : public eval::Generator {
   }
 
   eval::GenerationResult generate(const std::string& prompt, std::int64_t max_tokens) override {
+    return generate_all(prompt, max_tokens, std::vector<bool>(labels_.size(), true)).front();
+  }
+
+  std::vector<eval::GenerationResult> generate_all(const std::string& prompt, std::int64_t max_tokens,
+                                                   const std::vector<bool>& wanted) override {
     const auto ids = model_.tokenizer->encode(prompt, /*parse_special=*/true);
     const std::int64_t context = model_.llama->config().context_length;
     LS_CHECK(std::int64_t(ids.size()) + max_tokens <= context,
              "prompt of {} tokens + {} to generate exceeds the model's context of {} tokens", ids.size(), max_tokens,
              context);
     KvCache cache = model_.llama->make_cache(std::int64_t(ids.size()) + max_tokens, key_type_, value_type_);
-    GenerateOptions options;
-    options.ubatch = ubatch_;
-    options.max_tokens = max_tokens;
-    options.sampler.temperature = 0;  // greedy
-    if (attention_) {
-      attention_->reset_stats();
-      options.hooks.attention = attention_.get();
+    // The summaries every selector asks for, kept from the prefill on (where their sizes agree).
+    SummaryNeeds needs;
+    for (const auto& s : selectors_) {
+      if (!s) continue;
+      const SummaryNeeds n = s->needs();
+      if ((n.kinds & kSummaryPageMinMax) && !(needs.kinds & kSummaryPageMinMax))
+        needs.kinds |= kSummaryPageMinMax, needs.page_size = n.page_size;
+      if ((n.kinds & kSummaryBlockMean) && !(needs.kinds & kSummaryBlockMean))
+        needs.kinds |= kSummaryBlockMean, needs.block_size = n.block_size;
     }
-    options.decode = selector_.get();
-    GenerateResult out = ls::generate(*model_.llama, *model_.tokenizer, ids, cache, options);
-    eval::GenerationResult r;
-    r.text = out.text;
-    r.prompt_tokens = out.prompt_tokens;
-    r.generated_tokens = static_cast<std::int64_t>(out.tokens.size());
-    r.prefill_ms = out.prefill_ms;
-    r.attention_ms = out.attention_ms;
-    r.decode_ms_per_token = out.decode_ms_per_token();
-    r.decode_keys_attended = out.keys_attended_per_head();
-    r.decode_attention_ms_per_token =
-        out.decode_stats.steps ? out.decode_stats.attention_ms / double(out.decode_stats.steps) : 0.0;
-    if (attention_ && attention_->planned_layers() > 0) {
-      r.estimate_ms = out.estimate_ms;
-      r.density = attention_->mean_density();
-      r.estimate_precision = estimate::score_precision();
+    if (needs.kinds) cache.keep_summaries(needs);
+    if (attention_) attention_->reset_stats();
+    PrefillHooks hooks;
+    hooks.attention = attention_.get();
+    std::vector<float> logits(model_.llama->config().vocab);
+    Timer prefill_timer;
+    const PrefillStats stats = model_.llama->prefill(ids, cache, logits.data(), hooks, ubatch_);
+    const double prefill_ms = prefill_timer.ms();
+
+    std::vector<eval::GenerationResult> results(labels_.size());
+    const std::size_t last = std::find(wanted.rbegin(), wanted.rend(), true).base() - wanted.begin() - 1;
+    for (std::size_t i = 0; i < labels_.size(); ++i) {
+      if (!wanted[i]) continue;
+      GenerateOptions options;
+      options.max_tokens = max_tokens;
+      options.sampler.temperature = 0;  // greedy
+      options.decode = selectors_[i].get();
+      // The last selector continues the prefilled cache itself; the others continue copies.
+      KvCache copy = i == last ? KvCache() : cache.clone();
+      GenerateResult out = generate_after_prefill(*model_.llama, *model_.tokenizer, i == last ? cache : copy, logits,
+                                                  options);
+      eval::GenerationResult& r = results[i];
+      r.text = out.text;
+      r.prompt_tokens = std::int64_t(ids.size());
+      r.generated_tokens = static_cast<std::int64_t>(out.tokens.size());
+      r.prefill_ms = prefill_ms;
+      r.attention_ms = stats.attention_ms;
+      r.decode_ms_per_token = out.decode_ms_per_token();
+      r.decode_keys_attended = out.keys_attended_per_head();
+      r.decode_attention_ms_per_token =
+          out.decode_stats.steps ? out.decode_stats.attention_ms / double(out.decode_stats.steps) : 0.0;
+      if (attention_ && attention_->planned_layers() > 0) {
+        r.estimate_ms = stats.estimate_ms;
+        r.density = attention_->mean_density();
+        r.estimate_precision = estimate::score_precision();
+      }
     }
-    return r;
+    return results;
   }
-  std::string method() const override { return label_; }
+  std::vector<std::string> methods() const override { return labels_; }
+  std::string method() const override { return labels_.front(); }
   std::string model() const override { return model_.name; }
 
  private:
   LoadedModel& model_;
-  std::string label_;
+  std::vector<std::string> labels_;                    // one per decode selector
+  std::vector<std::unique_ptr<DecodeSelector>> selectors_;  // nullptr: dense
   bool dense_ = true;
   KvType key_type_ = KvType::F16, value_type_ = KvType::F16;
   std::int64_t ubatch_ = 0;
   std::unique_ptr<SparsePrefill> attention_;
-  std::unique_ptr<DecodeSelector> selector_;
 };
 
 }  // namespace
+
+std::vector<std::string> split_decode_list(const std::string& decode) {
+  std::vector<std::string> specs;
+  std::size_t start = 0;
+  if (decode.find_first_not_of(" ") == std::string::npos) return {"dense"};
+  while (true) {
+    const std::size_t end = decode.find(';', start);
+    std::string item = decode.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    LS_CHECK(!item.empty(), "--decode '{}': empty item in the list (specs are separated by ';')", decode);
+    specs.push_back(item);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return specs;
+}
 
 void add_cache_options(CLI::App& app, CacheOptions& o) {
   app.add_option("--cache-type-k", o.cache_type_k, "KV cache type of keys (-ctk): f32, f16, bf16, q8_0")

@@ -30,7 +30,12 @@ struct MethodOptions {
   CacheOptions cache;
 };
 
-// A generator for the model with the given attention methods. "oracle" answers every sample
+// "a;b;c" -> {"a", "b", "c"} (a list of decode specs run after one prefill); "" -> {"dense"}.
+// Throws ls::Error on an empty item.
+std::vector<std::string> split_decode_list(const std::string& decode);
+
+// A generator for the model with the given attention methods. A decode list ("a;b") makes
+// one generator whose methods() are one label per decode selector, sharing each prefill. "oracle" answers every sample
 // with its first gold answer and zero timings: it checks the pipeline (files, resumption,
 // scoring, report) without a model, and its results are labelled as such.
 std::unique_ptr<eval::Generator> make_generator(const std::string& model, const MethodOptions& methods);

@@ -42,7 +42,9 @@ void setup_sweep(CLI::App& app) {
     std::fprintf(stderr, "sweep: %zu samples × %zu methods -> %s\n", samples.size(), config.methods.size(),
                  config.out.c_str());
     if (args->dry_run) {
-      for (const auto& m : config.methods) std::printf("%s\n", m.label().c_str());
+      for (const auto& m : config.methods)
+        for (const std::string& decode : split_decode_list(m.decode))
+          std::printf("%s\n", eval::method_label(m.prefill, decode, m.dense_layers, m.policy).c_str());
       return;
     }
     auto factory = [&](const eval::SweepMethod& m) {

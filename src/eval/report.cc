@@ -49,7 +49,32 @@ std::string short_method(const std::string& label) {
   return out.empty() ? label : out;
 }
 
+std::optional<std::int64_t> decode_budget(const std::string& label) {
+  for (const std::string& part : label_parts(label)) {
+    if (part.rfind("decode=", 0) != 0) continue;
+    const std::size_t at = part.find("budget=");
+    if (at == std::string::npos) return std::nullopt;
+    return std::strtoll(part.c_str() + at + 7, nullptr, 10);
+  }
+  return std::nullopt;
+}
+
 namespace {
+
+// The decode part of a label ("decode=quest:budget=1024" -> "quest"), "dense" when absent.
+std::string decode_family(const std::string& label) {
+  for (const std::string& part : label_parts(label))
+    if (part.rfind("decode=", 0) == 0) return part.substr(7, part.find(':') == std::string::npos ? std::string::npos : part.find(':') - 7);
+  return "dense";
+}
+
+// The label with its decode part dropped: the prefill a decode selector continued.
+std::string prefill_part(const std::string& label) {
+  std::string out;
+  for (const std::string& part : label_parts(label))
+    if (part.rfind("decode=", 0) != 0) out += (out.empty() ? "" : " ") + part;
+  return out;
+}
 
 // What prefill attention cost a sample: the kernels plus the method's plan building.
 double sparse_cost(const ResultRecord& r) { return r.attention_ms + r.estimate_ms; }
@@ -105,6 +130,8 @@ std::vector<GroupStats> aggregate(const std::vector<ResultRecord>& records, cons
       g.estimate_ms += r->estimate_ms;
       g.prefill_ms += r->prefill_ms;
       g.decode_ms_per_token += r->decode_ms_per_token;
+      g.decode_keys += r->decode_keys_attended;
+      g.decode_attention_ms += r->decode_attention_ms_per_token;
       if (g.method == baseline) continue;
       auto it = base.find(r->id);
       if (it == base.end()) continue;
@@ -119,6 +146,7 @@ std::vector<GroupStats> aggregate(const std::vector<ResultRecord>& records, cons
     }
     g.score /= double(g.n), g.density /= double(g.n), g.attention_ms /= double(g.n), g.estimate_ms /= double(g.n);
     g.prefill_ms /= double(g.n), g.decode_ms_per_token /= double(g.n);
+    g.decode_keys /= double(g.n), g.decode_attention_ms /= double(g.n);
     if (g.pairs > 0) {
       g.score_diff = diff / double(g.pairs);
       if (method_attention > 0 && base_attention > 0) g.speedup = base_attention / method_attention;
@@ -172,7 +200,78 @@ ReportOutput write_report(const std::vector<ResultRecord>& records, const std::s
                       speeds ? fmt::format("{:.2f}×", speed / speeds) : std::string("–"));
   }
 
+  // Decode selectors: what each attended and cost per generated token, and accuracy against
+  // the decode budget (each selector against dense decode after the same prefill).
+  const bool any_decode = std::any_of(records.begin(), records.end(), [](const ResultRecord& r) {
+    return r.decode_keys_attended > 0 && decode_family(r.method) != "dense";
+  });
+  std::vector<std::pair<std::string, std::string>> decode_plots;  // (task, file)
+  if (any_decode) {
+    md += "\n## Decode\n\nKeys: keys one KV head attended per layer and generated token (mean over all layers, "
+          "dense ones included). Decode attn: selection + attention per generated token, all layers. Speed-up: "
+          "dense decode's attn ms / the selector's, after the same prefill, over the samples both ran.\n\n";
+    md += "| task | length | method | n | score | Δ score vs dense decode | keys | decode attn ms/tok | decode speed-up |\n";
+    md += "|---|---:|---|---:|---:|---:|---:|---:|---:|\n";
+    std::map<std::pair<std::string, std::string>, const ResultRecord*> unique;  // (id, method)
+    for (const auto& r : records) unique[{r.id, r.method}] = &r;
+    for (const auto& g : groups) {
+      if (g.decode_keys <= 0) continue;
+      // The same prefill with dense decode, paired by sample id.
+      const std::string dense_label = prefill_part(g.method) + " decode=dense";
+      double diff = 0, base_ms = 0, ms = 0;
+      std::int64_t pairs = 0;
+      for (const auto& [key, r] : unique) {
+        if (r->method != g.method || r->task != g.task || r->length != g.length) continue;
+        auto it = unique.find({r->id, dense_label});
+        if (it == unique.end()) continue;
+        ++pairs, diff += r->score - it->second->score;
+        base_ms += it->second->decode_attention_ms_per_token, ms += r->decode_attention_ms_per_token;
+      }
+      md += fmt::format("| {} | {} | {} | {} | {:.3f} | {} | {:.0f} | {:.2f} | {} |\n", g.task, g.length,
+                        short_method(g.method), g.n, g.score,
+                        pairs ? fmt::format("{:+.3f}", diff / double(pairs)) : std::string("–"), g.decode_keys,
+                        g.decode_attention_ms, pairs && ms > 0 ? fmt::format("{:.2f}×", base_ms / ms) : std::string("–"));
+    }
+    for (const auto& task : tasks) {
+      LineChart chart;
+      chart.title = "Accuracy vs decode budget: " + task;
+      chart.x_label = "decode budget (keys per KV head)";
+      chart.y_label = "score";
+      chart.log2_x = true;
+      chart.y_min = 0, chart.y_max = 1;
+      std::map<std::string, std::map<std::int64_t, std::pair<double, int>>> lines;  // family -> budget -> (score, n)
+      std::map<std::string, std::pair<double, int>> dense_scores;                   // prefill -> (score, n)
+      std::int64_t lo = 0, hi = 0;
+      for (const auto& g : groups) {
+        if (g.task != task) continue;
+        const auto budget = decode_budget(g.method);
+        if (budget) {
+          auto& p = lines[prefill_part(short_method(g.method)) + " + " + decode_family(g.method)][*budget];
+          p.first += g.score, ++p.second;
+          lo = lo ? std::min(lo, *budget) : *budget, hi = std::max(hi, *budget);
+        } else if (decode_family(g.method) == "dense") {
+          auto& p = dense_scores[prefill_part(short_method(g.method))];
+          p.first += g.score, ++p.second;
+        }
+      }
+      if (lines.empty()) continue;
+      for (const auto& [family, points] : lines) {
+        Series s{family, {}, {}};
+        for (const auto& [budget, p] : points) s.x.push_back(double(budget)), s.y.push_back(p.first / p.second);
+        chart.series.push_back(s);
+      }
+      for (const auto& [prefill, p] : dense_scores)
+        chart.series.push_back({prefill + " + dense decode", {double(lo), double(hi)},
+                                {p.first / p.second, p.first / p.second}});
+      const std::string name = "accuracy_vs_decode_budget_" + file_safe(task) + ".svg";
+      write_file((fs::path(out_dir) / name).string(), render_line_chart(chart));
+      output.files.push_back((fs::path(out_dir) / name).string());
+      decode_plots.push_back({task, name});
+    }
+  }
+
   md += "\n## Plots\n\n";
+  for (const auto& [task, name] : decode_plots) md += fmt::format("![accuracy vs decode budget, {0}]({1})\n\n", task, name);
   // Accuracy vs density per task: one line per method family, one point per parameter setting
   // (averaged over the task's lengths).
   for (const auto& task : tasks) {

@@ -16,6 +16,7 @@ struct GroupStats {
   std::int64_t length = 0;
   std::int64_t n = 0;
   double score = 0, density = 0, attention_ms = 0, estimate_ms = 0, prefill_ms = 0, decode_ms_per_token = 0;
+  double decode_keys = 0, decode_attention_ms = 0;  // per KV head and layer / per token (means)
   // Paired with the baseline on the same sample ids (absent for the baseline itself).
   std::int64_t pairs = 0;
   // baseline (attention + estimate) ms / method (attention + estimate) ms, summed over pairs:
@@ -29,6 +30,9 @@ struct GroupStats {
 std::string default_baseline();
 
 std::vector<GroupStats> aggregate(const std::vector<ResultRecord>& records, const std::string& baseline);
+
+// The budget of the decode spec in a method label ("decode=quest:budget=1024" -> 1024), if any.
+std::optional<std::int64_t> decode_budget(const std::string& label);
 
 // Short name of a method label for legends: prefill spec, plus decode etc. when not dense.
 std::string short_method(const std::string& label);

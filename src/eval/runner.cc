@@ -1,6 +1,7 @@
 // Evaluation loop with resumption, progress bar and summary.
 #include "eval/runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -48,51 +49,75 @@ void ProgressBar::finish() {
 EvalStats run_eval(const std::vector<TaskSample>& samples, Generator& generator, const PromptFormatter& formatter,
                    const EvalOptions& options) {
   LS_CHECK(!options.out_path.empty(), "eval: an output file (--out) is required");
-  const std::string method = generator.method();
-  std::map<std::string, ResultRecord> done;  // id -> earlier result of this method
+  const std::vector<std::string> methods = generator.methods();
+  std::vector<std::map<std::string, ResultRecord>> done(methods.size());  // per method: id -> earlier result
   for (auto& r : read_results(options.out_path))
-    if (r.method == method) done[r.id] = std::move(r);
+    for (std::size_t m = 0; m < methods.size(); ++m)
+      if (r.method == methods[m]) done[m][r.id] = r;
   repair_results_tail(options.out_path);
   EvalStats stats;
+  auto missing = [&](const TaskSample& s) {
+    std::vector<bool> wanted(methods.size());
+    for (std::size_t m = 0; m < methods.size(); ++m) wanted[m] = !done[m].count(s.id);
+    return wanted;
+  };
   std::int64_t todo = 0;
-  for (const auto& s : samples) todo += !done.count(s.id);
+  for (const auto& s : samples) {
+    const auto wanted = missing(s);
+    todo += std::find(wanted.begin(), wanted.end(), true) != wanted.end();
+  }
   ProgressBar bar(todo, options.progress, options.progress_label);
+  std::vector<std::vector<ResultRecord>> records(methods.size());
+  std::int64_t prompts = 0;
   for (const auto& sample : samples) {
-    if (auto it = done.find(sample.id); it != done.end()) {
-      ++stats.skipped;
-      stats.records.push_back(it->second);
+    const std::vector<bool> wanted = missing(sample);
+    if (std::find(wanted.begin(), wanted.end(), true) == wanted.end()) {
+      for (std::size_t m = 0; m < methods.size(); ++m) records[m].push_back(done[m].at(sample.id));
+      stats.skipped += static_cast<std::int64_t>(methods.size());
       continue;
     }
-    bar.update(stats.evaluated, sample.id);
+    bar.update(prompts, sample.id);
     const std::string prompt = formatter.format(sample.input, sample.answer_prefix);
-    GenerationResult out = generator.generate(prompt, sample.gen_tokens);
-    ResultRecord r;
-    r.id = sample.id;
-    r.task = sample.task;
-    r.length = sample.length;
-    r.method = method;
-    r.model = generator.model();
-    r.prediction = out.text;
-    r.answers = sample.answers;
-    r.metric = sample.metric;
-    r.score = score_prediction(sample.metric, out.text, sample.answers);
-    r.prefill_ms = out.prefill_ms;
-    r.attention_ms = out.attention_ms;
-    r.estimate_ms = out.estimate_ms;
-    r.estimate_precision = out.estimate_precision;
-    r.density = out.density;
-    r.decode_ms_per_token = out.decode_ms_per_token;
-    r.decode_keys_attended = out.decode_keys_attended;
-    r.decode_attention_ms_per_token = out.decode_attention_ms_per_token;
-    r.prompt_tokens = out.prompt_tokens;
-    r.generated_tokens = out.generated_tokens;
-    r.depth = sample.depth;
-    append_result(options.out_path, r);
-    done[r.id] = r;
-    stats.records.push_back(std::move(r));
-    ++stats.evaluated;
+    const std::vector<GenerationResult> outs = generator.generate_all(prompt, sample.gen_tokens, wanted);
+    LS_CHECK(outs.size() == methods.size(), "internal: {} results for {} methods", outs.size(), methods.size());
+    for (std::size_t m = 0; m < methods.size(); ++m) {
+      if (!wanted[m]) {
+        records[m].push_back(done[m].at(sample.id));
+        ++stats.skipped;
+        continue;
+      }
+      const GenerationResult& out = outs[m];
+      ResultRecord r;
+      r.id = sample.id;
+      r.task = sample.task;
+      r.length = sample.length;
+      r.method = methods[m];
+      r.model = generator.model();
+      r.prediction = out.text;
+      r.answers = sample.answers;
+      r.metric = sample.metric;
+      r.score = score_prediction(sample.metric, out.text, sample.answers);
+      r.prefill_ms = out.prefill_ms;
+      r.attention_ms = out.attention_ms;
+      r.estimate_ms = out.estimate_ms;
+      r.estimate_precision = out.estimate_precision;
+      r.density = out.density;
+      r.decode_ms_per_token = out.decode_ms_per_token;
+      r.decode_keys_attended = out.decode_keys_attended;
+      r.decode_attention_ms_per_token = out.decode_attention_ms_per_token;
+      r.prompt_tokens = out.prompt_tokens;
+      r.generated_tokens = out.generated_tokens;
+      r.depth = sample.depth;
+      append_result(options.out_path, r);
+      done[m][r.id] = r;
+      records[m].push_back(std::move(r));
+      ++stats.evaluated;
+    }
+    ++prompts;
   }
-  bar.update(stats.evaluated, "done");
+  for (auto& method_records : records)
+    for (auto& r : method_records) stats.records.push_back(std::move(r));
+  bar.update(prompts, "done");
   bar.finish();
   return stats;
 }

@@ -34,6 +34,13 @@ class Generator {
   virtual GenerationResult generate(const std::string& prompt, std::int64_t max_tokens) = 0;
   virtual std::string method() const = 0;  // method label (results.h, method_label)
   virtual std::string model() const = 0;
+  // A generator may run several methods that share one prefill (decode selectors after the
+  // same prefill): their labels, and for one prompt a result per label where `wanted` is set.
+  virtual std::vector<std::string> methods() const { return {method()}; }
+  virtual std::vector<GenerationResult> generate_all(const std::string& prompt, std::int64_t max_tokens,
+                                                     const std::vector<bool>& /*wanted*/) {
+    return {generate(prompt, max_tokens)};
+  }
 };
 
 struct EvalOptions {
@@ -44,7 +51,7 @@ struct EvalOptions {
 
 struct EvalStats {
   std::int64_t evaluated = 0, skipped = 0;
-  std::vector<ResultRecord> records;  // this method's results for the given samples (old and new)
+  std::vector<ResultRecord> records;  // the generator's results for the given samples (old and new), method by method
 };
 
 EvalStats run_eval(const std::vector<TaskSample>& samples, Generator& generator, const PromptFormatter& formatter,

@@ -2,6 +2,7 @@
 #include "kv/kv_cache.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -74,6 +75,12 @@ void KvCache::keep_summaries(const SummaryNeeds& needs) {
     if (needs.kinds & kSummaryBlockMean) s[2].reset(std::size_t(G * blocks_ * D));
     if (size_ > 0) update_summaries(layer, 0, size_);
   }
+}
+
+bool KvCache::keeps(const SummaryNeeds& needs) const {
+  return (needs_.kinds & needs.kinds) == needs.kinds &&
+         (!(needs.kinds & kSummaryPageMinMax) || needs_.page_size == needs.page_size) &&
+         (!(needs.kinds & kSummaryBlockMean) || needs_.block_size == needs.block_size);
 }
 
 const float* KvCache::summary(int layer, int kv_head, int which) const {
@@ -188,6 +195,20 @@ void KvCache::read(int layer, std::int64_t first, std::int64_t last, float* k, f
       p += run;
     }
   });
+}
+
+KvCache KvCache::clone() const {
+  KvCache copy(shape_);
+  copy.size_ = size_;
+  for (int layer = 0; layer < shape_.layers; ++layer) {
+    const std::int64_t held = std::min(size_, layers_[layer].slots);
+    for (int g = 0; g < shape_.kv_heads; ++g)
+      for (int which = 0; which < 2; ++which)
+        std::memcpy(copy.data_.data() + offset(layer, g, which), data_.data() + offset(layer, g, which),
+                    std::size_t(held * (which ? value_row_bytes_ : key_row_bytes_)));
+  }
+  if (needs_.kinds) copy.keep_summaries(needs_);
+  return copy;
 }
 
 void KvCache::set_size(std::int64_t size) {

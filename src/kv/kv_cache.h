@@ -103,6 +103,8 @@ class KvCache {
   // already is summarised at once). Asking again with other needs replaces them.
   void keep_summaries(const SummaryNeeds& needs);
   const SummaryNeeds& summary_needs() const { return needs_; }
+  // Whether the summaries kept include everything `needs` asks for.
+  bool keeps(const SummaryNeeds& needs) const;
   // Summaries of one KV head of a global layer: [pages][dim] (nullptr when not kept).
   const float* page_min(int layer, int kv_head) const { return summary(layer, kv_head, 0); }
   const float* page_max(int layer, int kv_head) const { return summary(layer, kv_head, 1); }
@@ -111,6 +113,9 @@ class KvCache {
   std::int64_t summary_bytes() const;
   // A global layer holding positions [0, size), as a decode selector reads it.
   LayerKeys layer_keys(int layer, std::int64_t size) const { return LayerKeys(*this, layer, size); }
+
+  // A copy of the positions held (and their summaries), in a new allocation of the same shape.
+  KvCache clone() const;
 
   // Declares positions [0, size) present in every layer.
   void set_size(std::int64_t size);

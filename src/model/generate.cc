@@ -8,6 +8,17 @@
 
 namespace ls {
 
+namespace {
+
+// Keeps the summaries the selector needs (rebuilt from what the cache stores when they change).
+void keep_summaries_for(const DecodeSelector* selector, KvCache& cache) {
+  if (!selector) return;
+  const SummaryNeeds needs = selector->needs();
+  if (needs.kinds && !cache.keeps(needs)) cache.keep_summaries(needs);
+}
+
+}  // namespace
+
 GenerateResult generate(Transformer& model, const Tokenizer& tokenizer, std::span<const std::int32_t> prompt,
                         KvCache& cache, const GenerateOptions& options,
                         const std::function<void(std::string_view)>& on_text) {
@@ -15,32 +26,39 @@ GenerateResult generate(Transformer& model, const Tokenizer& tokenizer, std::spa
   LS_CHECK(cache.size() + std::int64_t(prompt.size()) + options.max_tokens <= cache.capacity(),
            "{} cached + prompt of {} tokens + {} to generate exceed the context of {}", cache.size(), prompt.size(),
            options.max_tokens, cache.capacity());
-  GenerateResult result;
+  keep_summaries_for(options.decode, cache);  // built as the prompt is written
+  std::vector<float> logits(model.config().vocab);  // [vocab]
+  Timer prefill_timer;
+  const PrefillStats stats = model.prefill(prompt, cache, logits.data(), options.hooks, options.ubatch);
+  const double prefill_ms = prefill_timer.ms();
+  GenerateResult result = generate_after_prefill(model, tokenizer, cache, logits, options, on_text);
   result.prompt_tokens = static_cast<std::int64_t>(prompt.size());
+  result.prefill_ms = prefill_ms;
+  result.attention_ms = stats.attention_ms;
+  result.estimate_ms = stats.estimate_ms;
+  return result;
+}
+
+GenerateResult generate_after_prefill(Transformer& model, const Tokenizer& tokenizer, KvCache& cache,
+                                      std::span<const float> prompt_logits, const GenerateOptions& options,
+                                      const std::function<void(std::string_view)>& on_text) {
+  LS_CHECK(std::int64_t(prompt_logits.size()) == model.config().vocab, "{} logits for a vocabulary of {}",
+           prompt_logits.size(), model.config().vocab);
+  LS_CHECK(cache.size() > 0, "generation needs a prefilled cache");
+  LS_CHECK(cache.size() + options.max_tokens <= cache.capacity(), "{} cached + {} to generate exceed the context of {}",
+           cache.size(), options.max_tokens, cache.capacity());
+  GenerateResult result;
   result.layers_kv_heads = std::int64_t(model.config().layers) * model.config().kv_heads;
+  if (options.decode) options.decode->reset();
+  keep_summaries_for(options.decode, cache);
   Sampler sampler(options.sampler);
   Tokenizer::StreamDecoder stream(tokenizer);
-  std::vector<float> logits(model.config().vocab);  // [vocab]
+  std::vector<float> logits(prompt_logits.begin(), prompt_logits.end());
   auto emit = [&](const std::string& piece) {
     if (piece.empty()) return;
     result.text += piece;
     if (on_text) on_text(piece);
   };
-
-  if (options.decode) {
-    options.decode->reset();
-    const SummaryNeeds needs = options.decode->needs();
-    const SummaryNeeds& kept = cache.summary_needs();
-    if (needs.kinds && (kept.kinds != needs.kinds || kept.page_size != needs.page_size ||
-                        kept.block_size != needs.block_size))
-      cache.keep_summaries(needs);  // built as the prompt is written
-  }
-
-  Timer prefill_timer;
-  PrefillStats stats = model.prefill(prompt, cache, logits.data(), options.hooks, options.ubatch);
-  result.prefill_ms = prefill_timer.ms();
-  result.attention_ms = stats.attention_ms;
-  result.estimate_ms = stats.estimate_ms;
 
   Timer decode_timer;
   std::int32_t token = sampler.sample(logits);

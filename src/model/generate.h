@@ -57,6 +57,13 @@ GenerateResult generate(Transformer& model, const Tokenizer& tokenizer, std::spa
                         KvCache& cache, const GenerateOptions& options,
                         const std::function<void(std::string_view)>& on_text = {});
 
+// The generation after a prefill: samples from `prompt_logits` (the logits of the prompt's
+// last token) and decodes from what `cache` holds, so several decode selectors can continue
+// copies of one prefilled cache (KvCache::clone). The prefill fields of the result are 0.
+GenerateResult generate_after_prefill(Transformer& model, const Tokenizer& tokenizer, KvCache& cache,
+                                      std::span<const float> prompt_logits, const GenerateOptions& options,
+                                      const std::function<void(std::string_view)>& on_text = {});
+
 // How to shorten a prompt that does not fit: keep its beginning and its end (middle), or only
 // its end (left).
 enum class Truncation { None, Middle, Left };

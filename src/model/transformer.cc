@@ -329,11 +329,7 @@ void Transformer::decode(std::int32_t token, KvCache& cache, float* logits, Deco
                          DecodeStats* stats) {
   LS_CHECK(cache.size() < cache.capacity(), "context full: {} tokens", cache.capacity());
   if (selector) {
-    const SummaryNeeds needs = selector->needs();
-    LS_CHECK((cache.summary_needs().kinds & needs.kinds) == needs.kinds &&
-                 (!(needs.kinds & kSummaryPageMinMax) || cache.summary_needs().page_size == needs.page_size) &&
-                 (!(needs.kinds & kSummaryBlockMean) || cache.summary_needs().block_size == needs.block_size),
-             "decode selector {} needs page summaries the cache does not keep (KvCache::keep_summaries)",
+    LS_CHECK(cache.keeps(selector->needs()), "decode selector {} needs page summaries the cache does not keep (KvCache::keep_summaries)",
              selector->spec());
     selector->begin_step(cache.size());
   }

@@ -98,6 +98,35 @@ TEST(Report, PairedTableAndPlots) {
   std::filesystem::remove_all(dir);
 }
 
+// Decode selectors are compared with dense decode after the same prefill: keys attended,
+// decode attention per token, paired score difference, and accuracy against the budget.
+TEST(Report, DecodeSectionAndBudgetPlot) {
+  const std::string quest512 = "prefill=dense decode=quest:budget=512", quest2k = "prefill=dense decode=quest:budget=2048";
+  std::vector<ResultRecord> records;
+  for (int i = 0; i < 2; ++i) {
+    const std::string id = "s" + std::to_string(i);
+    ResultRecord d = rec(id, kDense, 1, 40, 1), a = rec(id, quest512, i, 40, 1), b = rec(id, quest2k, 1, 40, 1);
+    d.decode_keys_attended = 4096, d.decode_attention_ms_per_token = 8;
+    a.decode_keys_attended = 600, a.decode_attention_ms_per_token = 2;
+    b.decode_keys_attended = 2100, b.decode_attention_ms_per_token = 4;
+    records.insert(records.end(), {d, a, b});
+  }
+  EXPECT_EQ(decode_budget(quest512), 512);
+  EXPECT_FALSE(decode_budget(kDense).has_value());
+  auto dir = std::filesystem::temp_directory_path() / ("ls_report_decode_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  const std::string md = write_report(records, dir.string(), kDense, "hand-made").markdown;
+  EXPECT_NE(md.find("| passkey | 4096 | dense decode=quest:budget=512 | 2 | 0.500 | -0.500 | 600 | 2.00 | 4.00× |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| passkey | 4096 | dense decode=quest:budget=2048 | 2 | 1.000 | +0.000 | 2100 | 4.00 | 2.00× |"),
+            std::string::npos) << md;
+  const auto plot = dir / "accuracy_vs_decode_budget_passkey.svg";
+  ASSERT_TRUE(std::filesystem::exists(plot));
+  expect_valid_svg(plot.string());
+  EXPECT_NE(read(plot.string()).find("dense + quest"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Report, ColoursRunRedYellowGreen) {
   EXPECT_EQ(score_colour(0.0), "#d73027");
   EXPECT_EQ(score_colour(0.5), "#fee08b");

@@ -88,6 +88,53 @@ TEST(Runner, ScoresAndWritesOneLinePerSample) {
   EXPECT_NE(table.find("0.667"), std::string::npos) << table;  // alpha: s0, s1, s2 -> 2 of 3 right
 }
 
+// A generator running several decode selectors after one prefill: one call per prompt, one
+// line per method, and on resumption only the missing methods are asked for.
+class MultiGenerator : public FakeGenerator {
+ public:
+  std::vector<std::string> methods() const override {
+    return {method_label("dense", "dense", "", ""), method_label("dense", "quest", "", "")};
+  }
+  std::vector<GenerationResult> generate_all(const std::string& prompt, std::int64_t max_tokens,
+                                             const std::vector<bool>& wanted) override {
+    asked.push_back(wanted);
+    GenerationResult r = generate(prompt, max_tokens);
+    GenerationResult wrong = r;
+    wrong.text = " no idea";
+    return {r, wrong};
+  }
+  std::vector<std::vector<bool>> asked;
+};
+
+TEST(Runner, SeveralMethodsShareEachPrompt) {
+  ApproxFormatter f;
+  EvalOptions o;
+  o.out_path = fresh_path("multi.jsonl");
+  FakeGenerator dense_only;  // the dense method's first two samples are already there
+  run_eval(samples(2), dense_only, f, o);
+  MultiGenerator g;
+  auto stats = run_eval(samples(4), g, f, o);
+  EXPECT_EQ(g.calls, 4);  // one generation per prompt, not per method
+  ASSERT_EQ(g.asked.size(), 4u);
+  EXPECT_EQ(g.asked[0], (std::vector<bool>{false, true}));
+  EXPECT_EQ(g.asked[3], (std::vector<bool>{true, true}));
+  EXPECT_EQ(stats.evaluated, 6);
+  EXPECT_EQ(stats.skipped, 2);
+  auto records = read_results(o.out_path);
+  ASSERT_EQ(records.size(), 8u);
+  int quest = 0;
+  for (const auto& r : records) {
+    if (r.method != "prefill=dense decode=quest") continue;
+    ++quest;
+    EXPECT_DOUBLE_EQ(r.score, 0.0);
+  }
+  EXPECT_EQ(quest, 4);
+  EXPECT_EQ(stats.records.size(), 8u);
+  MultiGenerator again;
+  EXPECT_EQ(run_eval(samples(4), again, f, o).skipped, 8);
+  EXPECT_EQ(again.calls, 0);
+}
+
 TEST(Runner, ResumesWithoutRepeatingSamples) {
   ApproxFormatter f;
   EvalOptions o;
