@@ -50,6 +50,7 @@ struct Fixture {
   // Runs layers 0..layer of one step (cross-layer selectors see their selection layers).
   Selection select(DecodeSelector& s, int layer = 7) {  // 7: after tidal's re-selection layer (6)
     Selection out;
+    if (!cache.keeps(s.needs())) cache.keep_summaries(s.needs());
     s.begin_step(kN - 1);
     const LayerKeys keys = cache.layer_keys(0, kN);
     for (int l = 0; l <= layer; ++l) s.select({l, kLayers, q.data(), kHeads, 0.125f}, keys, out);
@@ -80,7 +81,7 @@ std::string with_budget(const std::string& name, std::int64_t budget) {
   return spec;
 }
 
-const char* const kSparse[] = {"quest", "tidal", "nsa-select", "lserve"};
+const char* const kSparse[] = {"quest", "tidal", "nsa-select", "lserve", "shadowkv"};
 
 TEST(DecodeSelectors, FindPlantedNeedles) {
   Fixture& f = fixture();
@@ -100,7 +101,7 @@ TEST(DecodeSelectors, FindPlantedNeedles) {
 
 TEST(DecodeSelectors, LargerBudgetNeverAttendsLess) {
   Fixture& f = fixture();
-  for (const char* name : {"quest", "tidal", "nsa-select", "lserve", "streaming"}) {
+  for (const char* name : {"quest", "tidal", "nsa-select", "lserve", "shadowkv", "streaming"}) {
     std::int64_t last_tokens = 0;
     double last_recall = 0;
     for (std::int64_t budget : {512, 1024, 2048, 4096}) {
@@ -128,6 +129,7 @@ TEST(DecodeSelectors, DenseBelowMinimumContextAndInDenseLayers) {
   EXPECT_TRUE(dense_tokens("nsa-select:budget=2048,min_context=16384", 6));
   EXPECT_TRUE(dense_tokens("quest:budget=12000", 6));  // the budget covers the context
   EXPECT_TRUE(dense_tokens("streaming:budget=20000", 6));
+  EXPECT_TRUE(dense_tokens("shadowkv:budget=12000", 6));
   EXPECT_TRUE(dense_tokens("tidal:budget=1024", 2));  // a selection layer attends densely
   EXPECT_FALSE(dense_tokens("tidal:budget=1024", 3));
 }
@@ -175,6 +177,7 @@ TEST(DecodeSelectors, BadSpecsAreClearErrors) {
   EXPECT_THROW(r.make_decode("nsa-select:block=40"), Error);
   EXPECT_THROW(r.make_decode("lserve:physical=60"), Error);
   EXPECT_THROW(r.make_decode("streaming:budget=4,sink=4"), Error);
+  EXPECT_THROW(r.make_decode("shadowkv:budget=400"), Error);  // outliers + local take 416
   try {
     r.make_decode("flexprefill");
     FAIL();

@@ -62,7 +62,7 @@ class NsaSelect final : public DecodeSelector {
     out.reset(keys.kv_heads(), n);
     for (int g = 0; g < keys.kv_heads(); ++g) {
       const float* mean = keys.block_mean(g);
-      LS_CHECK(mean, "block mean summaries are not kept in this cache");
+      LS_CHECK(mean && keys.block_size() == kStride, "nsa-select: the cache keeps no block means of {} keys", kStride);
       std::fill(block_scores_.begin(), block_scores_.end(), 0.0f);
       std::vector<float> sum(static_cast<std::size_t>(compressed), 0.0f);
       for (int i = 0; i < group; ++i) {

@@ -28,6 +28,8 @@ void page_upper_bounds(const DecodeQuery& query, const DecodeKeys& keys, int g, 
   const float* mn = keys.page_min(g);
   const float* mx = keys.page_max(g);
   LS_CHECK(mn && mx, "page min/max summaries are not kept in this cache");
+  LS_CHECK(pages <= (keys.size() + keys.page_size() - 1) / keys.page_size(), "{} pages of {} keys over {} keys", pages,
+           keys.page_size(), keys.size());
   const int dim = keys.dim(), group = query.heads / keys.kv_heads();
   std::fill(out, out + pages, 0.0f);
   for (int i = 0; i < group; ++i) {
