@@ -80,4 +80,29 @@ TEST(BenchAttention, TableOutputNamesTheKernels) {
   EXPECT_NE(r.output.find("dense"), std::string::npos);
 }
 
+// `bench decode`: dense equals dense (recall 1, no error); a selector attends its budget and
+// reads fewer bytes; bad specs are errors.
+TEST(BenchDecode, JsonFieldsAndBudgets) {
+  const std::string small = "bench decode --n 4096 --heads 4 --kv-heads 2 --dim 64 --threads 1 --repeat 2 --json ";
+  Result dense = run(small + "--plan dense");
+  ASSERT_EQ(dense.status, 0) << dense.output;
+  auto d = nlohmann::json::parse(dense.output);
+  EXPECT_DOUBLE_EQ(d["tokens_attended"].get<double>(), 4096.0);
+  EXPECT_NEAR(d["recall"].get<double>(), 1.0, 1e-6);  // probabilities summed in float
+  EXPECT_EQ(d["rel_err"].get<double>(), 0.0);
+  EXPECT_EQ(d["kv_bytes_read"], d["dense_kv_bytes_read"]);
+  Result quest = run(small + "--plan quest:budget=512 --compare-dense");
+  ASSERT_EQ(quest.status, 0) << quest.output;
+  auto q = nlohmann::json::parse(quest.output);
+  EXPECT_LE(q["tokens_attended"].get<double>(), 512.0);
+  EXPECT_LT(q["kv_bytes_read"].get<double>(), d["kv_bytes_read"].get<double>() / 4);
+  EXPECT_GT(q["recall"].get<double>(), 0.5);  // the planted needles are found
+  EXPECT_TRUE(q.contains("speedup"));
+  EXPECT_EQ(q["plan"], "quest:budget=512,page=16,dense_layers=2");
+  for (const char* bad : {"--plan nope", "--plan xattention", "--layer 40", "--needles 5000"}) {
+    Result r = run(small + bad);
+    EXPECT_EQ(r.status, 1) << bad << ": " << r.output;
+  }
+}
+
 }  // namespace

@@ -108,4 +108,27 @@ TEST(RunCli, CacheTypesAndUbatch) {
   EXPECT_EQ(ja["kv_bytes_allocated"].get<std::int64_t>() % (30 * 3 * (68 + 128)), 0);
 }
 
+// --decode: a selector's summaries and what it attended land in --json; bad specs and a
+// budget that covers the whole context are clear errors.
+TEST(RunCli, DecodeSelector) {
+  for (const char* bad : {"--decode no-such", "--decode flexprefill", "--decode quest:budget=8", "--decode quest:budget=9000 -c 8192"}) {
+    const Result r = run_cli(std::string("-m smollm2 -p hi -n 1 ") + bad);
+    EXPECT_EQ(r.status, 1) << bad << ": " << r.output;
+    EXPECT_THAT(r.output, testing::HasSubstr("error")) << bad;
+  }
+  if (!model_cached()) GTEST_SKIP() << "model not cached; run scripts/fetch-model smollm2";
+  std::string words;
+  for (int i = 0; i < 120; ++i) words += "apple pear plum ";
+  const Result r = ls::testing::run_longsparse("run -p \"" + words + "\" -n 4 --temp 0 --json --decode quest:budget=64", "", false);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["decode_method"], "quest:budget=64,page=16,dense_layers=2");
+  EXPECT_EQ(j["decode_budget"], 64);
+  EXPECT_GT(j["kv_summary_bytes"].get<std::int64_t>(), 0);
+  // 28 of 30 layers attend to at most 64 keys, the first two to all of them (~360).
+  EXPECT_LT(j["decode_keys_attended"].get<double>(), 100.0);
+  EXPECT_GT(j["decode_keys_attended"].get<double>(), 40.0);
+  EXPECT_GT(j["decode_kv_bytes_per_token"].get<double>(), 0.0);
+}
+
 }  // namespace
