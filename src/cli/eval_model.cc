@@ -23,6 +23,7 @@
 #include "model/gguf.h"
 #include "model/transformer.h"
 #include "model/matmul.h"
+#include "model/model_config.h"
 #include "model/model_path.h"
 #include "model/tokenizer.h"
 
@@ -260,6 +261,13 @@ void prepare_oracle(eval::Generator& generator, const std::vector<eval::TaskSamp
 std::unique_ptr<eval::PromptFormatter> make_formatter(const std::string& model) {
   if (model == "approx" || model == "oracle") return std::make_unique<eval::ApproxFormatter>();
   return std::make_unique<ModelFormatter>(load_model(model, false));
+}
+
+std::int64_t trained_context(const std::string& model, std::string* name) {
+  if (model == "approx" || model == "oracle") return 0;
+  const ModelConfig config = ModelConfig::from_gguf(*load_model(model, false).file);
+  if (name) *name = config.name;
+  return config.context_length;
 }
 
 std::unique_ptr<eval::Generator> make_generator(const std::string& model, const MethodOptions& methods) {

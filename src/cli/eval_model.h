@@ -17,6 +17,9 @@ namespace ls::cli {
 // "approx" (no model: plain prompt, approximate counter) or a model path / cached name.
 std::unique_ptr<eval::PromptFormatter> make_formatter(const std::string& model);
 
+// The context a model was trained to (0 for "approx" and "oracle"), and its name.
+std::int64_t trained_context(const std::string& model, std::string* name = nullptr);
+
 // llama.cpp's KV cache and batch flags, shared by run, eval and sweep.
 struct CacheOptions {
   std::string cache_type_k = "f16", cache_type_v = "f16";  // KV cache element types (kv/kv_type.h)

@@ -42,6 +42,12 @@ void setup_gen(CLI::App& app) {
     LS_CHECK(!args->task.empty(), "gen: --task is required (see --list)");
     eval::task_info(args->task);  // validates the name before loading text
     auto formatter = make_formatter(args->model);
+    std::string model_name;
+    if (const std::int64_t trained = trained_context(args->model, &model_name); trained > 0 && args->length > trained)
+      std::fprintf(stderr,
+                   "gen: warning: --len %lld is beyond %s's trained context of %lld tokens; only methods that cap the "
+                   "RoPE distance (--prefill lambda, --decode streaming:shift=true) run at this length\n",
+                   static_cast<long long>(args->length), model_name.c_str(), static_cast<long long>(trained));
     eval::GenerationRequest request;
     request.task = args->task;
     request.length = args->length;

@@ -52,7 +52,7 @@ void DecodeAttention::run(const KvCache& cache, int layer, const float* q, int h
 }
 
 void DecodeAttention::run(const KvCache& cache, int layer, const float* q, int heads, const Selection& selection,
-                          float scale, float* out) {
+                          float scale, float* out, const DecodeFar& far) {
   const KvCacheShape& shape = cache.shape();
   const int kv_heads = shape.kv_heads, dim = shape.dim;
   const std::int64_t n_keys = selection.n_keys();
@@ -95,6 +95,11 @@ void DecodeAttention::run(const KvCache& cache, int layer, const float* q, int h
   partials_.ensure(items * group * stride);
   scores_.ensure(std::int64_t(num_threads()) * group * kChunk);
   tiles_.ensure(std::int64_t(num_threads()) * 2 * kChunk * dim);
+  // Keys before `far_before` are farther than the cap from the query at position n_keys - 1.
+  const bool capped = far.limit > 0 && n_keys - 1 > far.limit;
+  LS_CHECK(!capped || (far.q && far.unrotate), "decode distance cap without its query or key rotation");
+  const std::int64_t far_before = capped ? n_keys - 1 - far.limit : 0;
+  if (capped) positions_.ensure(std::int64_t(num_threads()) * kChunk);
 
   parallel_for(items, [&](std::int64_t item) {
     const int g = static_cast<int>(item_head_[item]);
@@ -116,19 +121,28 @@ void DecodeAttention::run(const KvCache& cache, int layer, const float* q, int h
         const std::int64_t run = std::min(stop - p, cache.slots(layer) - slot);
         kv_decode_rows(kt, k_base + slot * k_bytes, run, dim, keys + done * dim);
         kv_decode_rows(vt, v_base + slot * v_bytes, run, dim, values + done * dim);
+        if (capped)
+          for (std::int64_t t = 0; t < run; ++t) positions_[std::int64_t(thread_id()) * kChunk + done + t] = p + t;
         p += run;
         done += run;
       }
     }
+    // Far keys (beyond the cap) lose their rotation and meet the query rotated to the cap.
+    const std::int64_t* pos = capped ? positions_.data() + std::int64_t(thread_id()) * kChunk : nullptr;
+    if (capped)
+      for (std::int64_t j = 0; j < count; ++j)
+        if (pos[j] < far_before) far.unrotate(pos[j], keys + j * dim);
     float* scores = scores_.data() + std::int64_t(thread_id()) * group * kChunk;  // [group][kChunk]
     for (int i = 0; i < group; ++i) {
       const float* qh = q + std::int64_t(g * group + i) * dim;
+      const float* qf = capped ? far.q + std::int64_t(g * group + i) * dim : qh;
       float* s = scores + i * kChunk;
       for (std::int64_t j = 0; j < count; ++j) {
         const float* k = keys + j * dim;
+        const float* qq = capped && pos[j] < far_before ? qf : qh;
         float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-        for (int e = 0; e < dim; ++e) dot += qh[e] * k[e];
+        for (int e = 0; e < dim; ++e) dot += qq[e] * k[e];
         s[j] = dot * scale;
       }
       float max = *std::max_element(s, s + count);

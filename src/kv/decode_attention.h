@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include <functional>
 #include <vector>
 
 #include "attn/selection.h"
@@ -19,6 +20,16 @@
 #include "kv/kv_cache.h"
 
 namespace ls {
+
+// A cap on the relative distance RoPE sees at decode (LM-Infinite; StreamingLLM's position
+// shift; InfLLM's memory): a key more than `limit` positions behind the query is scored with
+// the query rotated to position `limit` against the key with its own rotation undone, i.e. as
+// if the two were exactly `limit` apart.
+struct DecodeFar {
+  std::int64_t limit = 0;   // 0: no cap
+  const float* q = nullptr; // [heads][dim]: the query before RoPE, rotated to position `limit`
+  std::function<void(std::int64_t position, float* row)> unrotate;  // undoes RoPE of a key row
+};
 
 class DecodeAttention {
  public:
@@ -29,7 +40,7 @@ class DecodeAttention {
            float* out);
   // out [heads][dim] = softmax over exactly the selected keys (selection.n_keys() keys cached).
   void run(const KvCache& cache, int layer, const float* q, int heads, const Selection& selection, float scale,
-           float* out);
+           float* out, const DecodeFar& far = {});
 
  private:
   Selection dense_;
@@ -39,6 +50,7 @@ class DecodeAttention {
   Buffer<float> partials_;  // [heads][chunks][dim + 2]: accumulator, then running max and sum
   Buffer<float> scores_;    // [threads][group][chunk keys]
   Buffer<float> tiles_;     // [threads][2][chunk keys][dim]: keys and values as fp32
+  Buffer<std::int64_t> positions_;  // [threads][chunk keys]: the position of each tile row
 };
 
 }  // namespace ls

@@ -71,6 +71,9 @@ class DecodeSelector {
   virtual std::int64_t select(const DecodeQuery& query, const DecodeKeys& keys, Selection& out) = 0;
   // Clears state carried between steps (a new sequence).
   virtual void reset() {}
+  // A cap on the relative distance RoPE sees at decode (0: none): keys farther behind the
+  // query are scored as if exactly this far (kv/decode_attention.h, DecodeFar).
+  virtual std::int64_t rope_distance_limit() const { return 0; }
 
   const std::string& spec() const { return spec_; }
   void set_spec(std::string spec) { spec_ = std::move(spec); }

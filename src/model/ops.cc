@@ -87,7 +87,7 @@ void Rope::reserve(std::int64_t positions) {
   positions_ = positions;
 }
 
-void Rope::apply(float* x, int heads, int head_dim, std::int64_t position) const {
+void Rope::apply(float* x, int heads, int head_dim, std::int64_t position, bool inverse) const {
   LS_CHECK(position >= 0 && position < positions_, "RoPE position {} beyond its table of {}", position,
            positions_);
   const int pairs = rope_dims_ / 2;
@@ -98,6 +98,7 @@ void Rope::apply(float* x, int heads, int head_dim, std::int64_t position) const
   for (int i = 0; i < pairs; ++i) {
     cs[2 * i] = static_cast<float>(a[2 * i] * b[2 * i] - a[2 * i + 1] * b[2 * i + 1]);
     cs[2 * i + 1] = static_cast<float>(a[2 * i + 1] * b[2 * i] + a[2 * i] * b[2 * i + 1]);
+    if (inverse) cs[2 * i + 1] = -cs[2 * i + 1];
   }
   for (int h = 0; h < heads; ++h) {
     float* v = x + std::int64_t(h) * head_dim;

@@ -42,8 +42,9 @@ class Rope {
 
   // Makes positions [0, positions) available.
   void reserve(std::int64_t positions);
-  // Rotates `heads` consecutive head vectors of `head_dim` floats at `position`.
-  void apply(float* x, int heads, int head_dim, std::int64_t position) const;
+  // Rotates `heads` consecutive head vectors of `head_dim` floats at `position` (inverse: by
+  // minus the angle, undoing apply at that position).
+  void apply(float* x, int heads, int head_dim, std::int64_t position, bool inverse = false) const;
 
  private:
   int rope_dims_ = 0;

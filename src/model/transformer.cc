@@ -241,13 +241,17 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
     // rotation: q_far · k_far is the score of any pair at distance `limit`.
     const std::int64_t limit = lc.local() ? 0 : attention.distance_limit(layer, H);
     const bool capped = !decode_step && limit > 0 && p0 + m - 1 > limit;
+    // At decode the selector may cap distances (StreamingLLM's position shift, InfLLM).
+    const std::int64_t decode_limit = decode_step && selector && !lc.local() ? selector->rope_distance_limit() : 0;
+    const bool decode_capped = decode_limit > 0 && p0 > decode_limit;
     LS_CHECK(!capped || p0 == 0,
              "a RoPE distance cap (lambda) needs the whole prompt in one batch: drop --ubatch or shorten the prompt");
-    if (capped) {
+    if (capped || decode_capped) {
       q_far_.ensure(m * q_dim);
       k_far_.ensure(m * kv_dim);
     }
-    for (std::int64_t c0 = 0; c0 < m; c0 += chunk) project_qkv(layer, c0, std::min(chunk, m - c0), m, p0, capped ? limit : 0);
+    const std::int64_t rotate_to = capped ? limit : decode_capped ? decode_limit : 0;
+    for (std::int64_t c0 = 0; c0 < m; c0 += chunk) project_qkv(layer, c0, std::min(chunk, m - c0), m, p0, rotate_to);
 
     if (decode_step) {
       cache.write(layer, p0, m, k_new_.data(), v_new_.data());
@@ -262,7 +266,12 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
       } else {
         selection_.set_dense(G, p0 + 1, cache.first_held(layer, p0 + 1));
       }
-      decode_attention_.run(cache, layer, q_heads_.data(), H, selection_, c.attention_scale, attn_.data());
+      DecodeFar far;
+      if (decode_capped) {
+        const Rope& rope = ropes_[rope_of_[layer]];
+        far = {decode_limit, q_far_.data(), [&rope, D](std::int64_t p, float* row) { rope.apply(row, 1, int(D), p, true); }};
+      }
+      decode_attention_.run(cache, layer, q_heads_.data(), H, selection_, c.attention_scale, attn_.data(), far);
       if (decode_stats) {
         decode_stats->keys_attended += selection_.tokens();
         decode_stats->kv_bytes_read +=

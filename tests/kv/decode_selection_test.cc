@@ -11,6 +11,7 @@
 #include "core/parallel.h"
 #include "kv/decode_attention.h"
 #include "kv/kv_cache.h"
+#include "model/ops.h"
 
 namespace ls {
 namespace {
@@ -219,6 +220,57 @@ TEST(KvSummaries, IncrementalEqualsRebuilt) {
     }
     EXPECT_EQ(whole.summary_bytes(), 3 * pages * G * D * 4);
   }
+}
+
+// The decode distance cap: keys more than `limit` behind the query score as if exactly
+// `limit` apart (query rotated to the cap, key rotation undone), the nearer ones as usual.
+TEST(GatherKernel, DistanceCapScoresFarKeysAtTheCap) {
+  const int G = 1, heads = 2, D = 32;
+  const std::int64_t n = 600, limit = 100;
+  Rope rope(D, 10000.0);
+  rope.reserve(n);
+  auto k_pre = normal_values(std::size_t(n * D), 21), v = normal_values(std::size_t(n * D), 22);
+  const auto q_pre = normal_values(std::size_t(heads * D), 23);
+  std::vector<float> k = k_pre;
+  for (std::int64_t j = 0; j < n; ++j) rope.apply(k.data() + j * D, 1, D, j);
+  KvCache cache({1, G, D, n, {}, KvType::F32, KvType::F32});
+  cache.write(0, 0, n, k.data(), v.data());
+  cache.set_size(n);
+  std::vector<float> q = q_pre, q_far = q_pre;
+  rope.apply(q.data(), heads, D, n - 1);
+  rope.apply(q_far.data(), heads, D, limit);
+  Selection sel;
+  sel.set_dense(G, n);
+  DecodeAttention attention;
+  std::vector<float> out(q.size());
+  DecodeFar far{limit, q_far.data(), [&](std::int64_t p, float* row) { rope.apply(row, 1, D, p, true); }};
+  attention.run(cache, 0, q.data(), heads, sel, 0.2f, out.data(), far);
+  // Reference: position-free scores, q_pre at distance min(n - 1 - j, limit) from k_pre.
+  for (int h = 0; h < heads; ++h) {
+    std::vector<double> s(n);
+    double max = -1e30;
+    for (std::int64_t j = 0; j < n; ++j) {
+      std::vector<float> qr(q_pre.begin() + h * D, q_pre.begin() + (h + 1) * D);
+      rope.apply(qr.data(), 1, D, std::min<std::int64_t>(n - 1 - j, limit));
+      double dot = 0;
+      for (int e = 0; e < D; ++e) dot += double(qr[e]) * k_pre[j * D + e];
+      s[j] = 0.2 * dot;
+      max = std::max(max, s[j]);
+    }
+    double sum = 0;
+    for (double& x : s) sum += x = std::exp(x - max);
+    for (int e = 0; e < D; ++e) {
+      double o = 0;
+      for (std::int64_t j = 0; j < n; ++j) o += s[j] / sum * v[j * D + e];
+      EXPECT_NEAR(out[h * D + e], o, 2e-5) << "head " << h << " element " << e;
+    }
+  }
+  // A cap beyond the context changes nothing.
+  std::vector<float> plain(q.size()), loose(q.size());
+  attention.run(cache, 0, q.data(), heads, sel, 0.2f, plain.data());
+  far.limit = n;
+  attention.run(cache, 0, q.data(), heads, sel, 0.2f, loose.data(), far);
+  EXPECT_EQ(plain, loose);
 }
 
 }  // namespace

@@ -185,7 +185,7 @@ TEST(DecodeSelectors, BadSpecsAreClearErrors) {
     EXPECT_NE(std::string(e.what()).find("prefill method"), std::string::npos) << e.what();
   }
   EXPECT_THROW(r.make_prefill("quest"), Error);
-  EXPECT_EQ(r.make_decode("streaming")->spec(), "streaming:budget=2048,sink=4");
+  EXPECT_EQ(r.make_decode("streaming")->spec(), "streaming:budget=2048,sink=4,shift=false");
   EXPECT_EQ(r.make_prefill("streaming")->spec().rfind("streaming:sink=4", 0), 0u);  // the prefill one
 }
 
