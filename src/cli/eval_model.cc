@@ -108,6 +108,8 @@ class ModelGenerator : public eval::Generator {
  public:
   ModelGenerator(LoadedModel& model, const MethodOptions& methods)
       : model_(model) {
+    beyond_trained_ = caps_distance(methods.prefill, methods.policy, methods.dense_layers,
+                                    split_decode_list(methods.decode), model.llama->config().context_length);
     // Several decode selectors ("a;b;c") continue copies of one prefill.
     for (const std::string& decode : split_decode_list(methods.decode)) {
       labels_.push_back(eval::method_label(methods.prefill, decode, methods.dense_layers, methods.policy));
@@ -139,10 +141,8 @@ class ModelGenerator : public eval::Generator {
   std::vector<eval::GenerationResult> generate_all(const std::string& prompt, std::int64_t max_tokens,
                                                    const std::vector<bool>& wanted) override {
     const auto ids = model_.tokenizer->encode(prompt, /*parse_special=*/true);
-    const std::int64_t context = model_.llama->config().context_length;
-    LS_CHECK(std::int64_t(ids.size()) + max_tokens <= context,
-             "prompt of {} tokens + {} to generate exceeds the model's context of {} tokens", ids.size(), max_tokens,
-             context);
+    const std::int64_t trained = model_.llama->config().context_length, needed = std::int64_t(ids.size()) + max_tokens;
+    if (needed > trained && !beyond_trained_) fail_beyond_trained(needed, trained);
     KvCache cache = model_.llama->make_cache(std::int64_t(ids.size()) + max_tokens, key_type_, value_type_);
     // The summaries every selector asks for, kept from the prefill on (where their sizes agree).
     SummaryNeeds needs;
@@ -199,6 +199,7 @@ class ModelGenerator : public eval::Generator {
 
  private:
   LoadedModel& model_;
+  bool beyond_trained_ = false;  // the methods cap RoPE distances: prompts may exceed the trained context
   std::vector<std::string> labels_;                    // one per decode selector
   std::vector<std::unique_ptr<DecodeSelector>> selectors_;  // nullptr: dense
   bool dense_ = true;
@@ -261,6 +262,26 @@ void prepare_oracle(eval::Generator& generator, const std::vector<eval::TaskSamp
 std::unique_ptr<eval::PromptFormatter> make_formatter(const std::string& model) {
   if (model == "approx" || model == "oracle") return std::make_unique<eval::ApproxFormatter>();
   return std::make_unique<ModelFormatter>(load_model(model, false));
+}
+
+bool caps_distance(const std::string& prefill, const std::string& policy, const std::string& dense_layers,
+                   const std::vector<std::string>& decodes, std::int64_t trained) {
+  if (prefill.empty() || !policy.empty() || !dense_layers.empty()) return false;
+  const std::int64_t cap = MethodRegistry::instance().make_prefill(prefill)->rope_distance_limit();
+  if (cap <= 0 || cap >= trained) return false;
+  for (const std::string& decode : decodes) {
+    if (decode.empty() || decode == "dense") return false;
+    const std::int64_t d = MethodRegistry::instance().make_decode(decode)->rope_distance_limit();
+    if (d <= 0 || d >= trained) return false;
+  }
+  return true;
+}
+
+void fail_beyond_trained(std::int64_t length, std::int64_t trained) {
+  fail("{} tokens exceed the model's trained context of {}: RoPE distances beyond it are untrained. Only methods "
+       "that cap the distance run there: a prefill such as --prefill lambda:limit={} (no --policy or --dense-layers) "
+       "and, to generate, a decode such as --decode streaming:shift=true",
+       length, trained, trained / 2);
 }
 
 std::int64_t trained_context(const std::string& model, std::string* name) {

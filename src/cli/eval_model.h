@@ -17,6 +17,15 @@ namespace ls::cli {
 // "approx" (no model: plain prompt, approximate counter) or a model path / cached name.
 std::unique_ptr<eval::PromptFormatter> make_formatter(const std::string& model);
 
+// Whether these methods cap the RoPE distance in every layer below `trained` tokens, in
+// prefill and in each decode spec (so they may run beyond the trained context): a prefill
+// such as lambda without a policy or dense layers, and decodes such as streaming:shift=true.
+// `decodes` empty: prefill only.
+bool caps_distance(const std::string& prefill, const std::string& policy, const std::string& dense_layers,
+                   const std::vector<std::string>& decodes, std::int64_t trained);
+// The error beyond the trained context, naming the methods that run there.
+[[noreturn]] void fail_beyond_trained(std::int64_t length, std::int64_t trained);
+
 // The context a model was trained to (0 for "approx" and "oracle"), and its name.
 std::int64_t trained_context(const std::string& model, std::string* name = nullptr);
 

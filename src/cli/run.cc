@@ -79,24 +79,12 @@ void run(const RunOptions& o) {
 
   const std::int64_t context = o.context > 0 ? o.context : config.context_length;
   if (context > config.context_length) {
-    // Beyond the trained context only methods that cap the distance RoPE sees may run, in
-    // prefill (lambda) and in decode (streaming:shift=true), in every layer.
+    // Beyond the trained context only methods that cap the distance RoPE sees may run.
     const std::int64_t trained = config.context_length;
-    const std::int64_t prefill_cap =
-        o.prefill.empty() || !o.policy.empty() || !o.dense_layers.empty()
-            ? 0
-            : MethodRegistry::instance().make_prefill(o.prefill)->rope_distance_limit();
-    const std::int64_t decode_cap =
-        o.decode.empty() || o.decode == "dense" ? 0 : MethodRegistry::instance().make_decode(o.decode)->rope_distance_limit();
-    LS_CHECK(prefill_cap > 0 && prefill_cap < trained && (o.tokens <= 1 || (decode_cap > 0 && decode_cap < trained)),
-             "-c {} exceeds the model's trained context of {} tokens: RoPE distances beyond it are untrained. Only "
-             "methods that cap the distance run there: a prefill such as --prefill lambda:limit={} (no --policy or "
-             "--dense-layers) and, to generate, a decode such as --decode streaming:shift=true", context, trained,
-             trained / 2);
-    std::fprintf(stderr, "warning: -c %lld is beyond %s's trained context of %lld tokens; RoPE distances are capped "
-                 "at %lld (prefill) and %lld (decode)\n", static_cast<long long>(context), config.name.c_str(),
-                 static_cast<long long>(trained), static_cast<long long>(prefill_cap),
-                 static_cast<long long>(decode_cap));
+    const std::vector<std::string> decodes = o.tokens > 1 ? std::vector<std::string>{o.decode} : std::vector<std::string>{};
+    if (!caps_distance(o.prefill, o.policy, o.dense_layers, decodes, trained)) fail_beyond_trained(context, trained);
+    std::fprintf(stderr, "warning: -c %lld is beyond %s's trained context of %lld tokens; RoPE distances are capped\n",
+                 static_cast<long long>(context), config.name.c_str(), static_cast<long long>(trained));
   }
   std::string text = o.prompt.empty() ? read_file(o.prompt_file) : o.prompt;
   if (o.chat) {
