@@ -114,7 +114,7 @@ TEST(RunCli, DecodeSelector) {
   for (const char* bad : {"--decode no-such", "--decode flexprefill", "--decode quest:budget=8",
                           "--decode quest:budget=9000 -c 8192", "-c 16384",  // beyond the trained 8k: dense refused
                           "-c 16384 --prefill lambda --decode quest"}) {       // quest does not cap distances
-    const Result r = run_cli(std::string("-m smollm2 -p hi -n 1 ") + bad);
+    const Result r = run_cli(std::string("-m smollm2 -p hi -n 2 ") + bad);
     EXPECT_EQ(r.status, 1) << bad << ": " << r.output;
     EXPECT_THAT(r.output, testing::HasSubstr("error")) << bad;
   }
