@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli/command.h"
+#include "core/error.h"
 #include "methods/registry.h"
 
 namespace ls::cli {
@@ -70,18 +71,38 @@ void setup_methods(CLI::App& app) {
   app.callback([spec, json] {
     const MethodRegistry& registry = MethodRegistry::instance();
     if (!spec->empty()) {
+      // A name may be both a prefill and a decode method (dense, streaming): check it as each.
       MethodSpec parsed = parse_method_spec(*spec);
-      const MethodInfo& info = registry.find(parsed.name);
-      Params values = registry.resolve(parsed);
-      std::string canonical = registry.canonical(info.name, values);
-      if (*json) {
-        nlohmann::json out = method_json(info, &values);
-        out["spec"] = canonical;
-        std::printf("%s\n", out.dump(2).c_str());
-      } else {
-        std::printf("spec: %s\n", canonical.c_str());
-        print_method(info, &values);
+      registry.find(parsed.name);  // unknown everywhere: the error lists every method
+      nlohmann::json all = nlohmann::json::array();
+      std::string first_error;
+      int printed = 0;
+      for (const char* phase : {"prefill", "decode"}) {
+        const MethodInfo* info = nullptr;
+        Params values;
+        try {
+          info = &registry.find(parsed.name, phase);
+          values = registry.resolve(parsed, phase);
+          // Constructing it also checks what the parameters cannot express (impossible budgets).
+          if (std::string_view(phase) == "prefill") registry.make_prefill(*spec);
+          else registry.make_decode(*spec);
+        } catch (const Error& e) {
+          if (info && first_error.empty()) first_error = e.what();
+          continue;
+        }
+        std::string canonical = registry.canonical(info->name, values, phase);
+        ++printed;
+        if (*json) {
+          nlohmann::json out = method_json(*info, &values);
+          out["spec"] = canonical;
+          all.push_back(out);
+        } else {
+          std::printf("spec: %s\n", canonical.c_str());
+          print_method(*info, &values);
+        }
       }
+      LS_CHECK(printed > 0, "{}", first_error);  // valid in no phase
+      if (*json) std::printf("%s\n", (all.size() == 1 ? all[0] : all).dump(2).c_str());
       return;
     }
     if (*json) {

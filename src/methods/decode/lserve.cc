@@ -31,7 +31,7 @@ class LServe final : public DecodeSelector {
       : budget_(budget), physical_(physical), logical_(logical), reuse_(reuse), dense_layers_(dense_layers) {
     LS_CHECK(physical % logical == 0, "lserve: physical page {} must be a multiple of the logical page {}", physical,
              logical);
-    decode::check_budget("lserve", budget, physical - 1);
+    LS_CHECK(budget >= physical, "lserve: budget {} is less than one physical page of {} keys", budget, physical);
   }
   SummaryNeeds needs() const override { return {kSummaryPageMinMax, logical_, 16}; }
   std::int64_t budget() const override { return budget_; }

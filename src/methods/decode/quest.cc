@@ -17,6 +17,7 @@
 // The current (last, possibly partial) page is always kept, as in Quest's kernel.
 #include <vector>
 
+#include "core/error.h"
 #include "methods/registry.h"
 
 namespace ls {
@@ -26,7 +27,7 @@ class Quest final : public DecodeSelector {
  public:
   Quest(std::int64_t budget, std::int64_t page, int dense_layers)
       : budget_(budget), page_(page), dense_layers_(dense_layers) {
-    decode::check_budget("quest", budget, page - 1);
+    LS_CHECK(budget >= page, "quest: budget {} is less than one page of {} keys", budget, page);
   }
   SummaryNeeds needs() const override { return {kSummaryPageMinMax, page_, 16}; }
   std::int64_t budget() const override { return budget_; }
