@@ -29,22 +29,15 @@
 #include "methods/registry.h"
 
 namespace ls::cli {
-namespace {
 
-struct Capture {
-  NpyArray q, k, v;  // [heads][n][dim], [kv_heads][n][dim], [kv_heads][n][dim]
-  AttnShape shape;
-  int layer = -1;
-};
-
-Capture load_capture(const std::string& dir) {
+QkvCapture load_capture(const std::string& dir) {
   const std::filesystem::path root(dir);
   LS_CHECK(std::filesystem::is_directory(root), "--qkv '{}' is not a directory (give a capture's layer<L> directory)",
            dir);
   for (const char* name : {"q.npy", "k.npy", "v.npy"})
     LS_CHECK(std::filesystem::is_regular_file(root / name), "--qkv '{}' has no {} (is it a capture's layer<L> directory?)",
              dir, name);
-  Capture c;
+  QkvCapture c;
   c.q = read_npy((root / "q.npy").string());
   c.k = read_npy((root / "k.npy").string());
   c.v = read_npy((root / "v.npy").string());
@@ -74,6 +67,8 @@ Capture load_capture(const std::string& dir) {
   c.shape.validate();
   return c;
 }
+
+namespace {
 
 std::vector<std::string> split_specs(const std::string& text) {
   std::vector<std::string> specs;
@@ -133,7 +128,7 @@ void run_qkv_bench(const QkvBenchOptions& o) {
   LS_CHECK(o.repeat > 0, "--repeat must be positive, got {}", o.repeat);
   LS_CHECK(o.quality_rows >= 0, "--quality must be >= 0, got {}", o.quality_rows);
   const std::vector<std::string> specs = split_specs(o.plans);
-  const Capture capture = load_capture(o.dir);
+  const QkvCapture capture = load_capture(o.dir);
   const AttnShape& shape = capture.shape;
   const AttnInput in{capture.q.data.data(), capture.k.data.data(), capture.v.data.data(), shape};
   const int rows = o.quality_rows > 0 ? o.quality_rows : 64;

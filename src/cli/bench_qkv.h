@@ -6,7 +6,20 @@
 
 #include <string>
 
+#include "attn/attention.h"
+#include "core/npy.h"
+
 namespace ls::cli {
+
+// A capture's layer directory: q [heads][n][dim], k and v [kv_heads][n][dim], and the layer,
+// softmax scale and window from its manifest.json when present.
+struct QkvCapture {
+  NpyArray q, k, v;
+  AttnShape shape;
+  int layer = -1;
+};
+// Throws ls::Error naming the directory and what is wrong with it.
+QkvCapture load_capture(const std::string& dir);
 
 struct QkvBenchOptions {
   std::string dir;           // a capture's layer directory: q.npy, k.npy, v.npy, manifest.json

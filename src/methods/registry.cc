@@ -151,7 +151,7 @@ const MethodInfo& MethodRegistry::find(std::string_view name, std::string_view p
     fail("method '{}' is a {} method, not a {} method; valid {} methods: {}", name, lookup(name, "")->phase, phase,
          phase, fmt::join(names, ", "));
   }
-  fail("unknown {}method '{}'; valid: {}", phase.empty() ? std::string() : std::string(phase) + " ", name,
+  fail("unknown method '{}'; valid{}: {}", name, phase.empty() ? std::string() : " " + std::string(phase) + " methods",
        fmt::join(names, ", "));
 }
 
