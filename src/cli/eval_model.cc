@@ -153,6 +153,8 @@ class ModelGenerator : public eval::Generator {
         needs.kinds |= kSummaryPageMinMax, needs.page_size = n.page_size;
       if ((n.kinds & kSummaryBlockMean) && !(needs.kinds & kSummaryBlockMean))
         needs.kinds |= kSummaryBlockMean, needs.block_size = n.block_size;
+      if ((n.kinds & kSummaryLabels) && !(needs.kinds & kSummaryLabels))
+        needs.kinds |= kSummaryLabels, needs.label_channels = n.label_channels;
     }
     if (needs.kinds) cache.keep_summaries(needs);
     if (attention_) attention_->reset_stats();

@@ -58,9 +58,25 @@ void KvCache::write(int layer, std::int64_t position, std::int64_t n, const floa
 void KvCache::keep_summaries(const SummaryNeeds& needs) {
   LS_CHECK(needs.page_size > 0 && needs.block_size > 0, "KV summaries: page {} / block {} tokens", needs.page_size,
            needs.block_size);
+  if (needs.kinds & kSummaryLabels) {
+    const std::size_t heads = std::size_t(shape_.layers) * std::size_t(shape_.kv_heads);
+    LS_CHECK(needs.label_channels.size() == heads,
+             "KV label cache: channels given for {} layer x KV head pairs; the cache has {} layers x {} KV heads",
+             needs.label_channels.size(), shape_.layers, shape_.kv_heads);
+    const std::size_t count = needs.label_channels.front().size();
+    for (const std::vector<int>& channels : needs.label_channels) {
+      LS_CHECK(!channels.empty() && channels.size() == count, "KV label cache: {} and {} channels for two heads",
+               count, channels.size());
+      for (int c : channels)
+        LS_CHECK(c >= 0 && c < shape_.dim, "KV label cache: channel {} outside a head dimension of {}", c, shape_.dim);
+    }
+  }
   needs_ = needs;
   summaries_.clear();
   summaries_.resize(shape_.layers);
+  labels_.clear();
+  labels_.resize(shape_.layers);
+  label_count_ = needs.kinds & kSummaryLabels ? std::int64_t(needs.label_channels.front().size()) : 0;
   if (!needs.kinds) return;
   pages_ = (shape_.capacity + needs.page_size - 1) / needs.page_size;
   blocks_ = (shape_.capacity + needs.block_size - 1) / needs.block_size;
@@ -73,6 +89,7 @@ void KvCache::keep_summaries(const SummaryNeeds& needs) {
       s[1].reset(std::size_t(G * pages_ * D));
     }
     if (needs.kinds & kSummaryBlockMean) s[2].reset(std::size_t(G * blocks_ * D));
+    if (label_count_) labels_[layer].reset(std::size_t(G * shape_.capacity * label_count_));
     if (size_ > 0) update_summaries(layer, 0, size_);
   }
 }
@@ -80,7 +97,8 @@ void KvCache::keep_summaries(const SummaryNeeds& needs) {
 bool KvCache::keeps(const SummaryNeeds& needs) const {
   return (needs_.kinds & needs.kinds) == needs.kinds &&
          (!(needs.kinds & kSummaryPageMinMax) || needs_.page_size == needs.page_size) &&
-         (!(needs.kinds & kSummaryBlockMean) || needs_.block_size == needs.block_size);
+         (!(needs.kinds & kSummaryBlockMean) || needs_.block_size == needs.block_size) &&
+         (!(needs.kinds & kSummaryLabels) || needs_.label_channels == needs.label_channels);
 }
 
 const float* KvCache::summary(int layer, int kv_head, int which) const {
@@ -91,8 +109,43 @@ const float* KvCache::summary(int layer, int kv_head, int which) const {
   return summaries_[layer][which].data() + kv_head * units * shape_.dim;
 }
 
+std::span<const int> KvCache::label_channels(int layer, int kv_head) const {
+  LS_CHECK(layer >= 0 && layer < shape_.layers && kv_head >= 0 && kv_head < shape_.kv_heads,
+           "KV label channels of layer {} head {} out of range", layer, kv_head);
+  if (labels_.empty() || !labels_[layer].data()) return {};
+  return needs_.label_channels[std::size_t(layer) * std::size_t(shape_.kv_heads) + std::size_t(kv_head)];
+}
+
+const float* KvCache::labels(int layer, int kv_head) const {
+  if (label_channels(layer, kv_head).empty()) return nullptr;
+  return labels_[layer].data() + kv_head * shape_.capacity * label_count_;
+}
+
+void KvCache::update_labels(int layer, std::int64_t first, std::int64_t last) {
+  const int G = shape_.kv_heads, D = shape_.dim;
+  constexpr std::int64_t kRows = 256;  // rows decoded at once
+  const std::int64_t chunks = (last - first + kRows - 1) / kRows;
+  auto work = [&](std::int64_t item) {
+    const int g = static_cast<int>(item / chunks);
+    const std::int64_t p0 = first + item % chunks * kRows, p1 = std::min(last, p0 + kRows);
+    const std::span<const int> channels = label_channels(layer, g);
+    thread_local std::vector<float> rows;
+    rows.resize(std::size_t((p1 - p0) * D));
+    kv_decode_rows(shape_.key_type, data_.data() + offset(layer, g, 0) + p0 * key_row_bytes_, p1 - p0, D, rows.data());
+    float* out = labels_[layer].data() + (g * shape_.capacity + p0) * label_count_;
+    for (std::int64_t t = 0; t < p1 - p0; ++t)
+      for (std::int64_t c = 0; c < label_count_; ++c) out[t * label_count_ + c] = rows[t * D + channels[c]];
+  };
+  if (G * chunks >= 4) {
+    parallel_for(G * chunks, work, 1);
+  } else {
+    for (std::int64_t item = 0; item < G * chunks; ++item) work(item);
+  }
+}
+
 void KvCache::update_summaries(int layer, std::int64_t first, std::int64_t last) {
   const int G = shape_.kv_heads, D = shape_.dim;
+  if (labels_[layer].data()) update_labels(layer, first, last);
   auto& s = summaries_[layer];
   // Units touched by the write, each recomputed from every row it holds so far.
   struct Kind {
@@ -146,6 +199,7 @@ std::int64_t KvCache::summary_bytes() const {
     const std::int64_t row = std::int64_t(shape_.kv_heads) * shape_.dim * 4;
     if (s[0].data()) total += 2 * row * ((size_ + needs_.page_size - 1) / needs_.page_size);
     if (s[2].data()) total += row * ((size_ + needs_.block_size - 1) / needs_.block_size);
+    if (labels_[layer].data()) total += std::int64_t(shape_.kv_heads) * label_count_ * 4 * size_;
   }
   return total;
 }
@@ -153,10 +207,13 @@ std::int64_t KvCache::summary_bytes() const {
 int LayerKeys::kv_heads() const { return cache_.shape().kv_heads; }
 int LayerKeys::dim() const { return cache_.shape().dim; }
 std::int64_t LayerKeys::page_size() const { return cache_.summary_needs().page_size; }
+std::int64_t LayerKeys::key_row_bytes() const { return cache_.key_row_bytes(); }
 std::int64_t LayerKeys::block_size() const { return cache_.summary_needs().block_size; }
 const float* LayerKeys::page_min(int g) const { return cache_.page_min(layer_, g); }
 const float* LayerKeys::page_max(int g) const { return cache_.page_max(layer_, g); }
 const float* LayerKeys::block_mean(int g) const { return cache_.block_mean(layer_, g); }
+std::span<const int> LayerKeys::label_channels(int g) const { return cache_.label_channels(layer_, g); }
+const float* LayerKeys::labels(int g) const { return cache_.labels(layer_, g); }
 
 void LayerKeys::read_keys(int g, std::int64_t first, std::int64_t last, float* out) const {
   LS_CHECK(first >= cache_.first_held(layer_, size_) && first <= last && last <= size_,

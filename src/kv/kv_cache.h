@@ -11,7 +11,8 @@
 // Pages (docs/DESIGN.md §5): a global layer's slots are positions in order, so page p of a KV
 // head is the P consecutive rows [p·P, (p+1)·P): the page table is the identity and a page is
 // addressed without indirection. Page summaries for the decode selectors (min/max per page,
-// mean per block) are kept only when asked for (keep_summaries), on global layers, and are
+// mean per block, the label channels of every key) are kept only when asked for
+// (keep_summaries), on global layers, and are
 // brought up to date by every write from the rows as stored (after rounding to the cache's
 // type), so they equal summaries rebuilt from scratch after any sequence of writes.
 #pragma once
@@ -40,7 +41,10 @@ class LayerKeys final : public DecodeKeys {
   const float* page_max(int kv_head) const override;
   std::int64_t block_size() const override;
   const float* block_mean(int kv_head) const override;
+  std::span<const int> label_channels(int kv_head) const override;
+  const float* labels(int kv_head) const override;
   void read_keys(int kv_head, std::int64_t first, std::int64_t last, float* out) const override;
+  std::int64_t key_row_bytes() const override;
 
  private:
   const KvCache& cache_;
@@ -109,6 +113,10 @@ class KvCache {
   const float* page_min(int layer, int kv_head) const { return summary(layer, kv_head, 0); }
   const float* page_max(int layer, int kv_head) const { return summary(layer, kv_head, 1); }
   const float* block_mean(int layer, int kv_head) const { return summary(layer, kv_head, 2); }
+  // The label cache of one KV head of a global layer: its channels (empty when not kept) and
+  // those channels of every position, [capacity][channels] (nullptr when not kept).
+  std::span<const int> label_channels(int layer, int kv_head) const;
+  const float* labels(int layer, int kv_head) const;
   // Bytes of the summaries of the positions stored.
   std::int64_t summary_bytes() const;
   // A global layer holding positions [0, size), as a decode selector reads it.
@@ -144,6 +152,7 @@ class KvCache {
 
   // Recomputes the summaries of the pages and blocks holding positions [first, last).
   void update_summaries(int layer, std::int64_t first, std::int64_t last);
+  void update_labels(int layer, std::int64_t first, std::int64_t last);
   const float* summary(int layer, int kv_head, int which) const;
 
   KvCacheShape shape_;
@@ -152,6 +161,9 @@ class KvCache {
   std::int64_t pages_ = 0, blocks_ = 0;  // per KV head of a global layer
   // Per layer (empty for ring layers): min and max [kv_heads][pages][dim], mean [kv_heads][blocks][dim].
   std::vector<std::array<Buffer<float>, 3>> summaries_;
+  // Per layer (empty for ring layers): label channels [kv_heads][capacity][label_count_].
+  std::vector<Buffer<float>> labels_;
+  std::int64_t label_count_ = 0;
   std::int64_t key_row_bytes_ = 0, value_row_bytes_ = 0;
   std::vector<Layer> layers_;
   Buffer<std::uint8_t> data_;  // per layer: keys [kv_heads][slots] rows, then values

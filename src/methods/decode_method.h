@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -22,12 +23,17 @@ namespace ls {
 enum SummaryKind : unsigned {
   kSummaryPageMinMax = 1u,  // channel-wise min and max of the keys of each page (Quest)
   kSummaryBlockMean = 2u,   // mean key of each block (NSA-style compressed keys, landmarks)
+  kSummaryLabels = 4u,      // a few channels of every key: the label cache (Double Sparsity)
 };
 
 struct SummaryNeeds {
   unsigned kinds = 0;           // SummaryKind bits
   std::int64_t page_size = 16;  // tokens per page (min/max)
   std::int64_t block_size = 16; // tokens per block (means)
+  // Label channels: [layer · kv_heads + g] -> the channels of KV head g's keys kept in layer's
+  // label cache, the same count for every head; every layer of the model (ring layers keep none).
+  // (The initializer lets {kinds, page, block} leave it out without a warning.)
+  std::vector<std::vector<int>> label_channels = {};
 };
 
 // One layer's cached keys as a selector sees them: post-RoPE keys in fp32, and the summaries
@@ -44,6 +50,12 @@ class DecodeKeys {
   virtual const float* page_max(int kv_head) const = 0;
   virtual std::int64_t block_size() const = 0;
   virtual const float* block_mean(int kv_head) const = 0;  // [blocks][dim]; nullptr when not kept
+  // The label cache: the channels kept of KV head g's keys (empty when not kept) and those
+  // channels of every key, [size][channels] (nullptr when not kept).
+  virtual std::span<const int> label_channels(int /*kv_head*/) const { return {}; }
+  virtual const float* labels(int /*kv_head*/) const { return nullptr; }
+  // Bytes of one stored key row (what reading a key costs).
+  virtual std::int64_t key_row_bytes() const = 0;
   // Keys of positions [first, last) of one KV head into out [last - first][dim].
   virtual void read_keys(int kv_head, std::int64_t first, std::int64_t last, float* out) const = 0;
 };

@@ -126,7 +126,7 @@ class ShadowKv final : public DecodeSelector {
       }
       for (std::int64_t c : decode::top_k(min_cos.data(), candidates, outliers_)) state.outlier[std::size_t(g)][c] = 1;
     }
-    return std::int64_t(keys.kv_heads()) * candidates * chunk_ * dim * 2;
+    return std::int64_t(keys.kv_heads()) * candidates * chunk_ * keys.key_row_bytes();
   }
 
   std::int64_t budget_, chunk_, outliers_, local_;

@@ -47,7 +47,7 @@ class Tidal final : public DecodeSelector {
         positions_[g] = decode::top_k(probs_.data(), n - 1, budget_ - 1);  // the new token is always kept
       }
       decode::select_dense(keys, out);
-      return std::int64_t(keys.kv_heads()) * n * keys.dim() * 2;  // an extra read of the keys (as f16)
+      return std::int64_t(keys.kv_heads()) * n * keys.key_row_bytes();  // an extra read of the keys
     }
     out.reset(keys.kv_heads(), n);
     for (int g = 0; g < keys.kv_heads(); ++g) {
