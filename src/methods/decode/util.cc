@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "methods/decode_method.h"
 
 namespace ls::decode {
@@ -31,18 +32,22 @@ void page_upper_bounds(const DecodeQuery& query, const DecodeKeys& keys, int g, 
   LS_CHECK(pages <= (keys.size() + keys.page_size() - 1) / keys.page_size(), "{} pages of {} keys over {} keys", pages,
            keys.page_size(), keys.size());
   const int dim = keys.dim(), group = query.heads / keys.kv_heads();
-  std::fill(out, out + pages, 0.0f);
-  for (int i = 0; i < group; ++i) {
-    const float* q = query.q + std::int64_t(g * group + i) * dim;
-    for (std::int64_t p = 0; p < pages; ++p) {
+  const float* q = query.q + std::int64_t(g * group) * dim;
+  // Pages in parallel blocks: each page's summary is read once for the whole group.
+  constexpr std::int64_t kBlock = 256;
+  parallel_for((pages + kBlock - 1) / kBlock, [&](std::int64_t block) {
+    for (std::int64_t p = block * kBlock; p < std::min(pages, (block + 1) * kBlock); ++p) {
       const float* a = mn + p * dim;
       const float* b = mx + p * dim;
       float bound = 0.0f;
+      for (int i = 0; i < group; ++i) {
+        const float* qi = q + std::int64_t(i) * dim;
 #pragma omp simd reduction(+ : bound)
-      for (int c = 0; c < dim; ++c) bound += std::max(q[c] * a[c], q[c] * b[c]);
-      out[p] += bound;
+        for (int c = 0; c < dim; ++c) bound += std::max(qi[c] * a[c], qi[c] * b[c]);
+      }
+      out[p] = bound;
     }
-  }
+  });
 }
 
 void attention_probs(const DecodeQuery& query, const DecodeKeys& keys, int g, float* out) {
