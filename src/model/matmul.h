@@ -1,14 +1,14 @@
 // Matrix multiplication with quantized weights: y = W·x for a batch of activation rows.
 //
 // Two routes (numbers and the reasons for the choice: docs/model.md):
-//  - int8: activations are quantized per 32 to int8 (one fp32 scale and the sum of the quants
-//    per block), weights stay 4/8-bit and AVX-512 VNNI (vpdpbusd) does the dot products.
-//    Weights are repacked at load time into groups of 16 output rows so that one 512-bit lane
-//    accumulates one output row: the activation bytes are broadcast, no horizontal sums.
-//    Used for decode (few rows): it reads the fewest weight bytes.
-//  - sgemm: the weight is dequantized to fp32 (per call, into scratch) and OpenBLAS sgemm does
-//    the product. Used for prefill (many rows), where the dequantization is amortised.
-// Other weight types are dequantized to fp32 once at load time and always take the sgemm route.
+//  - int8 (the default for every quantized weight type, prefill and decode): activations are
+//    quantized per 32 to int8 (one fp32 scale and the sum of the quants per block, as
+//    llama.cpp's q8 path), weights are repacked at load into tiles of 16 output rows × 32
+//    columns so that one 32-bit lane accumulates one output row, and our own kernels do the
+//    integer dot products: AVX-512 VNNI, AVX-VNNI, AVX2 or portable C++, whichever is the best
+//    this CPU runs (core/cpu.h, chosen at run time; matmul_kernels.h).
+//  - sgemm: the weight in fp32 (F32, F16 and BF16 weights, mixed stacks, or by request) and
+//    OpenBLAS sgemm.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "model/matmul_kernels.h"
 #include "model/ggml_type.h"
 
 namespace ls {
@@ -53,9 +54,8 @@ class WeightMatrix {
   void dequantize_rows(std::int64_t first, std::int64_t count, float* out) const;
 
  private:
-  enum class Packing { Q4_1x16, Q8_0x16, Q6_Kx16, Dense };
+  using Packing = matmul_detail::Packing;
   friend class Matmul;
-  static std::int64_t tile_bytes(Packing packing);  // bytes of one 16-row × 32-column tile
 
   GgmlType type_ = GgmlType::F32;
   Packing packing_ = Packing::Dense;
@@ -63,7 +63,7 @@ class WeightMatrix {
   std::int64_t cols_ = 0;
   bool exact_tiles_ = true;  // the tiles hold the exact values (not so for Q4_K: fp16 scales)
   std::vector<WeightPart> parts_;  // the source, kept only when the tiles are not exact
-  // Q4_1x16 / Q8_0x16 / Q6_Kx16: [row groups of 16][blocks of 32 columns] tiles, see matmul.cc.
+  // Packed: [row groups of 16][blocks of 32 columns] tiles (matmul_kernels.h, matmul.cc).
   Buffer<std::uint8_t> packed_;
   Buffer<float> dense_;  // Dense: [rows][cols]
 };
@@ -74,10 +74,7 @@ enum class MatmulRoute { Auto, Int8, Sgemm };
 // the hot loop never allocates. Not thread-safe: one per forward pass.
 class Matmul {
  public:
-  // Batches of at least this many rows take the sgemm route under MatmulRoute::Auto.
-  static constexpr std::int64_t kSgemmMinRows = 8;
-
-  // y [m][w.rows()] = x [m][w.cols()] · Wᵀ.
+  // y [m][w.rows()] = x [m][w.cols()] · Wᵀ. Auto: int8 where the weight has a packing.
   void run(const WeightMatrix& w, const float* x, std::int64_t m, float* y,
            MatmulRoute route = MatmulRoute::Auto);
 
@@ -85,12 +82,17 @@ class Matmul {
   void run_int8(const WeightMatrix& w, const float* x, std::int64_t m, float* y);
   void run_sgemm(const WeightMatrix& w, const float* x, std::int64_t m, float* y);
 
-  Buffer<std::int8_t> x_quants_;   // [m][blocks * 32]
-  Buffer<float> x_scales_;         // [m][blocks]
-  Buffer<std::int32_t> x_sums_;    // [m][blocks]: sum of the int8 quants of each block
-  Buffer<std::int32_t> x_half_sums_;  // [m][2 blocks]: the same per half block (Q6_K)
+  Buffer<std::int8_t> x_quants_;      // [m][blocks * 32]
+  Buffer<float> x_scales_;            // [m][blocks]
+  Buffer<std::int32_t> x_sums_;       // [m][blocks]: sum of the int8 quants of each block
+  Buffer<float> x_scaled_sums_;       // [m][blocks]: scale · sum (the min terms)
+  Buffer<std::int32_t> x_half_sums_;  // [m][2 blocks]: the sums per half block (Q6_K)
   Buffer<float> w_dense_;          // [rows][cols] dequantized weight for sgemm
 };
+
+// The int8 kernels Matmul runs now ("avx512-vnni", "avx-vnni", "avx2" or "generic"):
+// core/cpu.h's active_isa().
+const char* int8_kernel_name();
 
 // Sets the threads OpenBLAS uses (it keeps its own pool, separate from OpenMP's).
 void set_blas_threads(int threads);

@@ -3,6 +3,7 @@
 // multiples of the 16-row tile or the 4-token activation tile.
 #include "model/matmul.h"
 
+#include "core/cpu.h"
 #include "core/error.h"
 
 #include <gtest/gtest.h>
@@ -48,6 +49,51 @@ TestWeight make_weight(GgmlType type, std::int64_t rows, std::int64_t cols, std:
           out[j + 16] = double(from_half(d)) * hi + from_half(m);
         }
         w.bytes.insert(w.bytes.end(), block, block + 20);
+      } else if (type == GgmlType::Q4_0) {
+        std::uint8_t block[18];
+        std::memcpy(block, &d, 2);
+        for (int j = 0; j < 16; ++j) {
+          int lo = nibble(rng), hi = nibble(rng);
+          block[2 + j] = static_cast<std::uint8_t>(lo | hi << 4);
+          out[j] = double(from_half(d)) * (lo - 8);
+          out[j + 16] = double(from_half(d)) * (hi - 8);
+        }
+        w.bytes.insert(w.bytes.end(), block, block + 18);
+      } else if (type == GgmlType::Q5_1) {
+        std::uint8_t block[24] = {};
+        const std::uint16_t m = to_half(shift(rng));
+        std::memcpy(block, &d, 2);
+        std::memcpy(block + 2, &m, 2);
+        std::uint32_t qh = 0;
+        for (int j = 0; j < 32; ++j) {
+          const int q = nibble(rng) | (nibble(rng) & 1) << 4;  // 0..31
+          if (q & 16) qh |= 1u << j;
+          block[8 + j % 16] |= static_cast<std::uint8_t>((q & 15) << (j < 16 ? 0 : 4));
+          out[j] = double(from_half(d)) * q + from_half(m);
+        }
+        std::memcpy(block + 4, &qh, 4);
+        w.bytes.insert(w.bytes.end(), block, block + 24);
+      } else if (type == GgmlType::Q5_K) {
+        // As Q4_K below, plus bit `sub` of qh[l] as the 5th bit of element l of sub-block sub.
+        if (b % 8 != 0) continue;
+        std::uint8_t block[176] = {};
+        const std::uint16_t dmin = to_half(scale(rng));
+        std::memcpy(block, &d, 2);
+        std::memcpy(block + 2, &dmin, 2);
+        int sc[8], mn[8];
+        for (int j = 0; j < 8; ++j) sc[j] = nibble(rng) * 4 + 1, mn[j] = nibble(rng) * 4 + 2;
+        for (int j = 0; j < 4; ++j) {
+          block[4 + j] = static_cast<std::uint8_t>(sc[j] | (sc[j + 4] >> 4) << 6);
+          block[4 + j + 4] = static_cast<std::uint8_t>(mn[j] | (mn[j + 4] >> 4) << 6);
+          block[4 + j + 8] = static_cast<std::uint8_t>((sc[j + 4] & 15) | (mn[j + 4] & 15) << 4);
+        }
+        for (int e = 0; e < 256; ++e) {
+          const int sub = e / 32, l = e % 32, q = nibble(rng) | (nibble(rng) & 1) << 4;
+          block[48 + (sub / 2) * 32 + l] |= static_cast<std::uint8_t>((q & 15) << (sub % 2 ? 4 : 0));
+          block[16 + l] |= static_cast<std::uint8_t>((q >> 4) << sub);
+          out[e] = double(from_half(d)) * sc[sub] * q - double(from_half(dmin)) * mn[sub];
+        }
+        w.bytes.insert(w.bytes.end(), block, block + 176);
       } else if (type == GgmlType::Q5_0) {
         std::uint8_t block[22] = {};
         std::memcpy(block, &d, 2);
@@ -230,13 +276,14 @@ TEST(Matmul, StackedPartsEqualSeparateProducts) {
 
 TEST(Matmul, DequantizeRowsMatchesFormat) {
   std::mt19937 rng(3);
-  // Packed matrices dequantize from their tiles (the file's copy may be gone), Q4_K matrices
+  // Packed matrices dequantize from their tiles (the file's copy may be gone), Q4_K / Q5_K matrices
   // from the file's exact blocks: rows across a 16-row group boundary, every packed type.
-  for (GgmlType type : {GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K}) {
+  for (GgmlType type : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q8_0,
+                        GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
     const std::int64_t rows = 21, cols = 512;
     TestWeight tw = make_weight(type, rows, cols, rng);
     WeightMatrix w = WeightMatrix::from_part({type, rows, cols, tw.bytes.data()});
-    if (type != GgmlType::Q4_K) std::vector<std::uint8_t>().swap(tw.bytes);  // nothing reads it now
+    if (type != GgmlType::Q4_K && type != GgmlType::Q5_K) std::vector<std::uint8_t>().swap(tw.bytes);  // nothing reads it now
     std::vector<float> out(6 * cols);
     w.dequantize_rows(13, 6, out.data());
     for (std::int64_t i = 0; i < 6 * cols; ++i) {
@@ -249,6 +296,90 @@ TEST(Matmul, DequantizeRowsMatchesFormat) {
 TEST(Matmul, RejectsRowsThatAreNotWholeBlocks) {
   std::vector<std::uint8_t> bytes(100);
   EXPECT_THROW(WeightMatrix::from_part({GgmlType::Q4_1, 1, 48, bytes.data()}), Error);
+}
+
+}  // namespace
+}  // namespace ls
+namespace ls {
+namespace {
+
+// Every weight type that has an int8 packing, with a row length its blocks divide.
+struct PackedType {
+  GgmlType type;
+  std::int64_t cols;
+};
+constexpr PackedType kPackedTypes[] = {{GgmlType::Q4_0, 160}, {GgmlType::Q4_1, 160}, {GgmlType::Q5_0, 160},
+                                       {GgmlType::Q5_1, 96},  {GgmlType::Q8_0, 96},  {GgmlType::Q4_K, 512},
+                                       {GgmlType::Q5_K, 512}, {GgmlType::Q6_K, 512}};
+
+// Forces the kernels' ISA for a scope.
+class ScopedIsa {
+ public:
+  explicit ScopedIsa(Isa isa) : previous_(force_isa(isa)) {}
+  ~ScopedIsa() { force_isa(previous_); }
+
+ private:
+  Isa previous_;
+};
+
+TEST(Matmul, EveryPackedTypeMatchesReferenceOnTheGenericKernel) {
+  ScopedIsa generic(Isa::Generic);
+  unsigned seed = 100;
+  for (const PackedType& p : kPackedTypes) {
+    std::vector<std::uint8_t> bytes(4096);
+    EXPECT_TRUE(WeightMatrix::from_part({p.type, 1, p.cols, bytes.data()}).has_int8_kernel()) << int(p.type);
+    for (std::int64_t m : {1, 3, 6}) check_matmul(p.type, 37, p.cols, m, MatmulRoute::Int8, ++seed);
+  }
+}
+
+// Each SIMD path equals the generic kernel to the bit (same integer dot products, same order
+// of fused multiply-adds): odd row counts, single rows, the 4-row tiles' remainders, and more
+// rows than a work item's chunk of 128.
+void expect_isa_equals_generic(Isa isa) {
+  if (!cpu_runs(isa)) GTEST_SKIP() << "this CPU (" << cpu_name() << ") cannot run " << isa_name(isa);
+  unsigned seed = 200;
+  for (const PackedType& p : kPackedTypes) {
+    for (std::int64_t rows : {16, 53}) {
+      std::mt19937 rng(++seed);
+      TestWeight tw = make_weight(p.type, rows, p.cols, rng);
+      WeightMatrix w = WeightMatrix::from_part({p.type, rows, p.cols, tw.bytes.data()});
+      for (std::int64_t m : {1, 2, 3, 5, 8, 131}) {
+        std::vector<float> x(m * p.cols), y_isa(m * rows, -1.0f), y_generic(m * rows, -2.0f);
+        std::normal_distribution<float> normal(0.0f, 1.0f);
+        for (float& v : x) v = normal(rng);
+        Matmul matmul;
+        {
+          ScopedIsa scoped(Isa::Generic);
+          matmul.run(w, x.data(), m, y_generic.data(), MatmulRoute::Int8);
+        }
+        {
+          ScopedIsa scoped(isa);
+          EXPECT_STREQ(int8_kernel_name(), isa_name(isa));
+          matmul.run(w, x.data(), m, y_isa.data(), MatmulRoute::Int8);
+        }
+        for (std::int64_t i = 0; i < m * rows; ++i)
+          ASSERT_EQ(y_isa[i], y_generic[i]) << isa_name(isa) << " type " << int(p.type) << " rows " << rows << " m " << m
+                                            << " element " << i;
+      }
+    }
+  }
+  ScopedIsa scoped(isa);  // and against the double reference on a larger shape
+  check_matmul(GgmlType::Q4_K, 70, 1024, 9, MatmulRoute::Int8, 7);
+  check_matmul(GgmlType::Q8_0, 70, 1024, 130, MatmulRoute::Int8, 8);
+}
+
+TEST(Matmul, Avx2KernelEqualsGenericBitForBit) { expect_isa_equals_generic(Isa::Avx2); }
+TEST(Matmul, AvxVnniKernelEqualsGenericBitForBit) { expect_isa_equals_generic(Isa::AvxVnni); }
+TEST(Matmul, Avx512VnniKernelEqualsGenericBitForBit) { expect_isa_equals_generic(Isa::Avx512Vnni); }
+
+TEST(Matmul, ForcingAnIsaTheCpuCannotRunIsAnError) {
+  for (Isa isa : {Isa::Avx2, Isa::AvxVnni, Isa::Avx512Vnni})
+    if (!cpu_runs(isa)) EXPECT_THROW(force_isa(isa), Error);
+  EXPECT_EQ(force_isa(best_isa()), active_isa());
+  Isa parsed;
+  EXPECT_TRUE(isa_from_name("avx2", &parsed));
+  EXPECT_EQ(parsed, Isa::Avx2);
+  EXPECT_FALSE(isa_from_name("sse9", &parsed));
 }
 
 }  // namespace
