@@ -14,6 +14,9 @@
 #   THREADS [2]  REPS [3]  PP_SIZES ["512 2048 8192"]  TG_DEPTHS ["512 8192"]  TG_N [64]
 #   OUT          folder for raw outputs [a fresh temporary folder]
 #   RUN_ARGS     extra flags for our side, e.g. "--prefill xattention" or "-ub 2048" [none]
+#   BUSY [0]     busy-looping processes kept running beside both sides (a shared machine)
+# Both sides run in the environment as it comes: no variable is set for either (longsparse
+# sets what it needs itself: docs/model.md).
 # Gemma 3 at long context (the README table):
 #   PP_SIZES="4096 16384 32768" TG_DEPTHS="4096 32768" TG_N=16 REPS=1 \
 #     LLAMA_BENCH=... bench/llama_cpp_compare.sh ~/.cache/longsparse/models/gemma-3-270m-Q4_K_M.gguf
@@ -57,7 +60,16 @@ if [ $have_peer -eq 0 ] && [ $have_ours -eq 0 ]; then
   exit 1
 fi
 echo "# model: $MODEL  threads: $THREADS  reps: $REPS  raw outputs: $OUT"
-echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+BUSY=${BUSY:-0}
+busy_pids=()
+stop_busy() { [ ${#busy_pids[@]} -eq 0 ] || kill "${busy_pids[@]}" 2>/dev/null || true; }
+trap stop_busy EXIT
+for _ in $(seq "$BUSY"); do
+  sh -c 'while :; do :; done' &
+  busy_pids+=($!)
+done
+[ "$BUSY" -eq 0 ] || echo "# $BUSY competing busy process(es) running beside both sides"
 
 # --- llama.cpp: llama-bench, flash attention on, one JSON object per line --------------------
 peer_jsonl="$OUT/llama_bench.jsonl"
@@ -96,7 +108,7 @@ run_ours() {  # run_ours SHAPE PROMPT_TOKENS N_GEN
   [ -f "$file" ] || make_prompt "$tokens" "$file"
   for _ in $(seq "$REPS"); do
     local line
-    if ! line=$(OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Cooperlake} "$LONGSPARSE" run -m "$MODEL" -f "$file" -n "$n" -t "$THREADS" --temp 0 --json $RUN_ARGS 2>> "$OUT/longsparse.err" \
+    if ! line=$("$LONGSPARSE" run -m "$MODEL" -f "$file" -n "$n" -t "$THREADS" --temp 0 --json $RUN_ARGS 2>> "$OUT/longsparse.err" \
                 | python3 -c 'import json,sys
 txt=sys.stdin.read()
 try: obj=json.loads(txt)
@@ -110,6 +122,7 @@ print(json.dumps(obj))'); then
 }
 if [ $have_ours -eq 1 ]; then
   for p in $PP_SIZES; do run_ours "pp $p" "$p" 1; done
+  echo "# longsparse kernels: $(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["run"].get("kernels"))' "$ours_jsonl")"
   for d in $TG_DEPTHS; do run_ours "tg $TG_N @ d $d" "$d" "$TG_N"; done
 fi
 

@@ -15,6 +15,7 @@
 #include "attn/analysis.h"
 #include "attn/flash.h"
 #include "cli/bench_decode.h"
+#include "cli/runtime.h"
 #include "cli/bench_plans.h"
 #include "cli/bench_qkv.h"
 #include "cli/command.h"
@@ -118,8 +119,7 @@ void run_attention_bench(const AttentionOptions& opt) {
            "bench attention: n={} needs {:.1f} GiB for Q/K/V/outputs, more than this machine's memory", opt.n,
            bytes / double(1 << 30));
 
-  set_num_threads(opt.threads);
-  openblas_set_num_threads(opt.threads);
+  apply_threads(opt.threads);
 
   Buffer<float> q(std::size_t(shape.heads) * shape.n_q * shape.dim);     // [heads][n][dim]
   Buffer<float> k(std::size_t(shape.kv_heads) * shape.n_k * shape.dim);  // [kv_heads][n][dim]

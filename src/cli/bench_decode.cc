@@ -8,6 +8,7 @@
 // gather kernel. The figure is the mean over `--repeat` steps, so a selector reused across
 // steps (lserve) is charged its amortised cost.
 #include "cli/bench_decode.h"
+#include "cli/runtime.h"
 
 #include <unistd.h>
 
@@ -126,7 +127,7 @@ void run_decode_bench(const DecodeBenchOptions& o) {
   LS_CHECK(o.threads > 0 && o.repeat > 0, "--threads and --repeat must be positive");
   LS_CHECK(o.layers > 0, "--layers must be positive");
   const KvType type = parse_kv_type(o.cache_type);
-  set_num_threads(o.threads);
+  apply_threads(o.threads);
   std::unique_ptr<DecodeSelector> selector = MethodRegistry::instance().make_decode(o.plan);
   std::unique_ptr<DecodeSelector> dense = MethodRegistry::instance().make_decode("dense");
 

@@ -1,6 +1,7 @@
 // `longsparse bench attention --qkv DIR --plan SPEC[;SPEC...] [--check]` (bench_qkv.h).
 // speedup = dense_ms / (estimate_ms + attn_ms): the estimate is part of the sparse cost.
 #include "cli/bench_qkv.h"
+#include "cli/runtime.h"
 
 #include <fmt/format.h>
 
@@ -132,8 +133,7 @@ void run_qkv_bench(const QkvBenchOptions& o) {
   const AttnShape& shape = capture.shape;
   const AttnInput in{capture.q.data.data(), capture.k.data.data(), capture.v.data.data(), shape};
   const int rows = o.quality_rows > 0 ? o.quality_rows : 64;
-  set_num_threads(o.threads);
-  openblas_set_num_threads(o.threads);
+  apply_threads(o.threads);
 
   Buffer<float> dense(std::size_t(capture.q.elements()), true);  // [heads][n][dim]
   Buffer<float> out(dense.size(), true);                         // [heads][n][dim]

@@ -3,6 +3,7 @@
 // loop, method policy). "approx" fits lengths without a model; "oracle" checks the pipeline
 // without one.
 #include "cli/eval_model.h"
+#include "cli/runtime.h"
 
 #include <filesystem>
 #include <map>
@@ -239,8 +240,7 @@ void add_cache_options(CLI::App& app, CacheOptions& o) {
 }
 
 void set_threads(int threads) {
-  set_num_threads(threads);
-  set_blas_threads(num_threads());
+  apply_threads(threads);
 }
 
 void prepare_oracle(eval::Generator& generator, const std::vector<eval::TaskSample>& samples,

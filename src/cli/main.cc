@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "cli/command.h"
+#include "core/cpu.h"
 #include "core/error.h"
 
 namespace ls::cli {
@@ -26,14 +27,36 @@ int& exit_status() {
 
 namespace {
 
-// Debian's OpenBLAS mis-detects this CPU family and falls back to SSE3 kernels unless
-// OPENBLAS_CORETYPE is set before the library initialises (at load time, before main). When
-// the CPU has AVX-512 and the variable is unset, re-execute ourselves once with it set.
-void ensure_blas_coretype(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE") || std::getenv("LONGSPARSE_NO_REEXEC")) return;
-  __builtin_cpu_init();
-  if (!__builtin_cpu_supports("avx512f")) return;
-  setenv("OPENBLAS_CORETYPE", __builtin_cpu_supports("avx512bf16") ? "Cooperlake" : "SkylakeX", 1);
+// What the libraries read from the environment when they load (before main), set by
+// re-executing ourselves once (LONGSPARSE_NO_REEXEC marks the second run):
+//  - OPENBLAS_CORETYPE. Debian's OpenBLAS mis-detects recent CPUs and falls back to slow
+//    kernels, and machine images set the variable to Haswell on AVX-512 CPUs, which halves
+//    sgemm there. We choose from CPUID: Cooperlake (AVX-512 BF16), SkylakeX (AVX-512),
+//    Haswell (AVX2), replacing a different value (LONGSPARSE_KEEP_BLAS_CORETYPE=1 keeps it;
+//    LONGSPARSE_REPLACED_BLAS_CORETYPE tells the run summary what was replaced). Only F32,
+//    F16 and BF16 weights still multiply through BLAS.
+//  - GOMP_SPINCOUNT. Between parallel regions OpenMP's threads spin, by default up to 300,000
+//    iterations, before they sleep: on a machine whose cores are shared, a spinning thread
+//    takes the core the thread it waits for needs (decode measured 3.2 s per token instead of
+//    71 ms). We bound the spin to 20,000 iterations (tens of microseconds: enough to bridge the
+//    gaps between the regions of one decode step, docs/model.md) unless OMP_WAIT_POLICY or
+//    GOMP_SPINCOUNT is set.
+void prepare_environment(char** argv) {
+  if (std::getenv("LONGSPARSE_NO_REEXEC")) return;
+  bool changed = false;
+  const ls::CpuFeatures& cpu = ls::cpu_features();
+  const char* core = cpu.avx512bf16 ? "Cooperlake" : cpu.avx512f ? "SkylakeX" : cpu.avx2 ? "Haswell" : nullptr;
+  const char* current = std::getenv("OPENBLAS_CORETYPE");
+  if (core && !std::getenv("LONGSPARSE_KEEP_BLAS_CORETYPE") && (!current || std::strcmp(current, core) != 0)) {
+    if (current) setenv("LONGSPARSE_REPLACED_BLAS_CORETYPE", current, 1);
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    changed = true;
+  }
+  if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
+    setenv("GOMP_SPINCOUNT", "20000", 1);
+    changed = true;
+  }
+  if (!changed) return;
   setenv("LONGSPARSE_NO_REEXEC", "1", 1);
   execv("/proc/self/exe", argv);  // returns only on failure; then carry on as we are
 }
@@ -53,7 +76,7 @@ void expand_llama_cpp_flags(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  ensure_blas_coretype(argv);
+  prepare_environment(argv);
   expand_llama_cpp_flags(argc, argv);
   CLI::App app{"longsparse: long-context LLM inference with training-free sparse attention", "longsparse"};
   app.require_subcommand(1);

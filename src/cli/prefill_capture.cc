@@ -1,5 +1,6 @@
 // Model loading, prompt building and a prefill pass with a capture hook (prefill_capture.h).
 #include "cli/prefill_capture.h"
+#include "cli/runtime.h"
 
 #include <filesystem>
 #include <fstream>
@@ -50,8 +51,7 @@ CaptureRun run_prefill_capture(const PromptOptions& o, const ModelCheck& check, 
   LS_CHECK(o.context >= 0, "-c must be positive, got {}", o.context);
   LS_CHECK(o.threads >= 0, "-t must be positive, got {}", o.threads);
   const std::string text_in = read_text(o.file);
-  if (o.threads > 0) set_num_threads(o.threads);
-  set_blas_threads(num_threads());
+  apply_threads(o.threads);
 
   CaptureRun run;
   run.model_path = resolve_model_path(o.model);

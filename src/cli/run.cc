@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/runtime.h"
 #include "cli/eval_model.h"
 #include "core/error.h"
 #include "core/memory.h"
@@ -66,8 +67,7 @@ void run(const RunOptions& o) {
   const KvType key_type = parse_kv_type(o.cache.cache_type_k), value_type = parse_kv_type(o.cache.cache_type_v);
   LS_CHECK(o.cache.ubatch >= 0, "--ubatch must be >= 0");
   const Truncation truncation = o.truncate.empty() ? Truncation::None : parse_truncation(o.truncate);
-  if (o.threads > 0) set_num_threads(o.threads);
-  set_blas_threads(num_threads());
+  apply_threads(o.threads);
 
   Timer load_timer;
   const std::string path = resolve_model_path(o.model);
@@ -166,6 +166,7 @@ void run(const RunOptions& o) {
         {"prefill_estimate_precision", sparse ? nlohmann::json(estimate::score_precision()) : nlohmann::json()},
         {"prefill_mean_density", sparse ? sparse->mean_density() : 1.0},
         {"threads", num_threads()},
+        {"kernels", kernels_json()},
         {"peak_rss_bytes", peak_rss_bytes()},
     };
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
@@ -176,10 +177,11 @@ void run(const RunOptions& o) {
   std::fprintf(stderr,
                "\n%s\n"
                "load: %.0f ms, weights %.1f MB, %d threads\n"
+               "kernels: %s\n"
                "prompt: %lld tokens%s; prefill %.1f ms (%.1f tok/s; attention %.1f ms)\n"
                "decode: %lld tokens, %.2f ms/token (%.1f tok/s)%s\n"
                "kv cache %s/%s: %.1f MB for %lld tokens (%lld bytes per token%s); peak RSS %.1f MB\n",
-               config.summary().c_str(), load_ms, model.weight_bytes() / 1e6, num_threads(),
+               config.summary().c_str(), load_ms, model.weight_bytes() / 1e6, num_threads(), kernels_line().c_str(),
                static_cast<long long>(result.prompt_tokens),
                prompt.size() != encoded.size() ? fmt::format(" (truncated from {})", encoded.size()).c_str() : "",
                result.prefill_ms, result.prefill_tok_s(), result.attention_ms,

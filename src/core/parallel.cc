@@ -13,6 +13,8 @@ int num_threads() {
   return g_threads;
 }
 
+int available_cores() { return omp_get_num_procs(); }
+
 void set_num_threads(int threads) { g_threads = threads > 0 ? threads : omp_get_num_procs(); }
 
 int thread_id() { return omp_get_thread_num(); }

@@ -9,6 +9,7 @@ namespace ls {
 
 // Threads used by parallel regions of this process (defaults to the number of cores).
 int num_threads();
+int available_cores();  // the cores this process may run on (its CPU affinity)
 void set_num_threads(int threads);
 int thread_id();  // 0 outside a parallel region
 

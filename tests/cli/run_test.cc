@@ -134,3 +134,29 @@ TEST(RunCli, DecodeSelector) {
 }
 
 }  // namespace
+
+namespace {
+
+// The process sets what its libraries need itself (OpenBLAS's core type from CPUID, a bounded
+// OpenMP spin), caps -t at the cores it may use, and names the kernels it ran.
+TEST(RunCli, SetsItsEnvironmentCapsThreadsAndNamesKernels) {
+  if (!model_cached()) GTEST_SKIP() << "model not cached; run scripts/fetch-model smollm2";
+  const Result r = run_cli("-p hi -n 1 --temp 0 -t 4096 --json", "OPENBLAS_CORETYPE=Prescott");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, testing::HasSubstr("-t 4096 is more than the"));
+  const nlohmann::json j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_LT(j["threads"].get<int>(), 4096);
+  const nlohmann::json& k = j["kernels"];
+  for (const char* key : {"cpu", "matmul", "attention", "estimate", "blas_core"}) EXPECT_TRUE(k.contains(key)) << key;
+  if (k["matmul"] != "generic") {  // an x86-64 CPU with AVX2 or more: our core type replaced Prescott
+    EXPECT_EQ(k["blas_core_replaced"], "Prescott");
+    EXPECT_NE(k["blas_core"], "Prescott");
+  }
+  // LONGSPARSE_ISA selects a lower ISA for the int8 matmul; one the CPU lacks is an error.
+  const Result generic = run_cli("-p hi -n 1 --temp 0 --json", "LONGSPARSE_ISA=generic");
+  ASSERT_EQ(generic.status, 0) << generic.output;
+  EXPECT_THAT(generic.output, testing::HasSubstr("\"matmul\":\"generic\""));
+  EXPECT_EQ(run_cli("-p hi -n 1", "LONGSPARSE_ISA=sse9").status, 1);
+}
+
+}  // namespace
