@@ -63,40 +63,54 @@ int weight(Packing p, const std::uint8_t* tile, int r, int c) {
   return p == Packing::U8x16 ? int(byte) : int(byte) - 128;
 }
 
+// Activation rows per pass over a tile group: their accumulators stay in a small array while
+// each tile is unpacked once.
+constexpr std::int64_t kRows = 64;
+
 void gemm(const GemmArgs& a, std::int64_t g_begin, std::int64_t g_end, std::int64_t t_begin, std::int64_t t_end) {
   const std::int64_t tile = tile_bytes(a.packing), cols = a.blocks * kBlock;
+  std::int16_t w[kGroupRows][kBlock];
+  float acc[kRows][kGroupRows];
   for (std::int64_t g = g_begin; g < g_end; ++g) {
     const std::uint8_t* tiles = a.tiles + g * a.blocks * tile;
     const int valid = int(a.rows - g * kGroupRows < kGroupRows ? a.rows - g * kGroupRows : kGroupRows);
-    for (std::int64_t t = t_begin; t < t_end; ++t) {
-      const std::int8_t* xq = a.x.q + t * cols;
-      for (int r = 0; r < valid; ++r) {
-        float acc = 0.0f;
-        for (std::int64_t b = 0; b < a.blocks; ++b) {
-          const std::uint8_t* w = tiles + b * tile;
-          const float dx = a.x.d[t * a.blocks + b];
-          std::int32_t dot[2] = {0, 0};
-          for (int c = 0; c < kBlock; ++c) dot[c / 16] += weight(a.packing, w, r, c) * xq[b * kBlock + c];
-          switch (a.packing) {
-            case Packing::Q8_0x16:
-              acc = std::fma(float(dot[0] + dot[1]), half(w + 512 + 2 * r) * dx, acc);
-              break;
-            case Packing::Q6_Kx16:
-              acc = std::fma(float(dot[0]), f32(w + 512 + 4 * r) * dx, acc);
-              acc = std::fma(float(dot[1]), f32(w + 576 + 4 * r) * dx, acc);
-              break;
-            case Packing::Q4_1x16:
-            case Packing::U8x16: {
-              const int scales = a.packing == Packing::Q4_1x16 ? 256 : 512;
-              acc = std::fma(float(dot[0] + dot[1]), half(w + scales + 2 * r) * dx, acc);
-              acc = std::fma(half(w + scales + 32 + 2 * r), a.x.ds[t * a.blocks + b], acc);
-              break;
+    for (std::int64_t t0 = t_begin; t0 < t_end; t0 += kRows) {
+      const std::int64_t n = t_end - t0 < kRows ? t_end - t0 : kRows;
+      for (std::int64_t t = 0; t < n; ++t)
+        for (int r = 0; r < kGroupRows; ++r) acc[t][r] = 0.0f;
+      for (std::int64_t b = 0; b < a.blocks; ++b) {
+        const std::uint8_t* wt = tiles + b * tile;
+        for (int r = 0; r < kGroupRows; ++r)
+          for (int c = 0; c < kBlock; ++c) w[r][c] = static_cast<std::int16_t>(weight(a.packing, wt, r, c));
+        for (std::int64_t t = 0; t < n; ++t) {
+          const std::int64_t xb = (t0 + t) * a.blocks + b;
+          const std::int8_t* xq = a.x.q + (t0 + t) * cols + b * kBlock;
+          const float dx = a.x.d[xb];
+          for (int r = 0; r < valid; ++r) {
+            std::int32_t lo = 0, hi = 0;
+            for (int c = 0; c < 16; ++c) lo += w[r][c] * xq[c];
+            for (int c = 16; c < kBlock; ++c) hi += w[r][c] * xq[c];
+            float& out = acc[t][r];
+            switch (a.packing) {
+              case Packing::Q8_0x16: out = std::fma(float(lo + hi), half(wt + 512 + 2 * r) * dx, out); break;
+              case Packing::Q6_Kx16:
+                out = std::fma(float(lo), f32(wt + 512 + 4 * r) * dx, out);
+                out = std::fma(float(hi), f32(wt + 576 + 4 * r) * dx, out);
+                break;
+              case Packing::Q4_1x16:
+              case Packing::U8x16: {
+                const int scales = a.packing == Packing::Q4_1x16 ? 256 : 512;
+                out = std::fma(float(lo + hi), half(wt + scales + 2 * r) * dx, out);
+                out = std::fma(half(wt + scales + 32 + 2 * r), a.x.ds[xb], out);
+                break;
+              }
+              case Packing::Dense: break;
             }
-            case Packing::Dense: break;
           }
         }
-        a.y[t * a.rows + g * kGroupRows + r] = acc;
       }
+      for (std::int64_t t = 0; t < n; ++t)
+        for (int r = 0; r < valid; ++r) a.y[(t0 + t) * a.rows + g * kGroupRows + r] = acc[t][r];
     }
   }
 }

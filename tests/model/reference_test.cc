@@ -13,11 +13,13 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "model/gguf.h"
 #include "model/transformer.h"
@@ -41,11 +43,20 @@ struct ReferenceCase {
   double logit_tolerance;
   double near_tie;
   std::size_t teacher_forced_max;
+  // The int8 matmul kernels (core/cpu.h): the best this CPU runs, or a lower ISA forced, so
+  // that every path passes (skipped where the CPU cannot run it).
+  const char* isa = nullptr;
+  std::size_t max_prompt_tokens = std::size_t(1) << 30;  // longer prompts are left out
 };
 
+// The generic (portable C++) kernels are ~50x slower than the SIMD ones: the prompts up to
+// 500 tokens.
 const ReferenceCase kCases[] = {
     {"smollm2", "smollm2_reference.json", 0.6, 0.1, 1u << 20},
     {"gemma3", "gemma3_reference.json", 1.0, 0.5, 4096},
+    {"smollm2", "smollm2_reference.json", 0.6, 0.1, 1u << 20, "avx2"},
+    {"gemma3", "gemma3_reference.json", 1.0, 0.5, 4096, "avx2"},
+    {"smollm2", "smollm2_reference.json", 0.6, 0.1, 1u << 20, "generic", 500},
 };
 
 struct Loaded {
@@ -79,7 +90,17 @@ class ModelReference : public testing::TestWithParam<ReferenceCase> {
     if (!l.reference) GTEST_SKIP() << "tests/data/" << GetParam().fixture << " missing";
     model_ = l.model.get();
     reference_ = l.reference.get();
+    if (GetParam().isa) {
+      Isa isa;
+      ASSERT_TRUE(isa_from_name(GetParam().isa, &isa));
+      if (!cpu_runs(isa)) GTEST_SKIP() << "this CPU cannot run " << GetParam().isa;
+      previous_isa_ = force_isa(isa);
+    }
   }
+  void TearDown() override {
+    if (previous_isa_) force_isa(*previous_isa_);
+  }
+  std::optional<Isa> previous_isa_;
   Transformer* model_ = nullptr;
   nlohmann::json* reference_ = nullptr;
 };
@@ -139,6 +160,7 @@ TEST_P(ModelReference, TopLogitsAndGreedyTokensMatchLlamaCpp) {
   for (const auto& prompt : (*reference_)["prompts"]) {
     const std::string name = prompt["name"];
     const std::vector<std::int32_t> ids = prompt["prompt_ids"];
+    if (ids.size() > GetParam().max_prompt_tokens) continue;
     const std::vector<std::int32_t> greedy = prompt["greedy"];
     KvCache cache = model_->make_cache(static_cast<std::int64_t>(ids.size() + greedy.size()));
     std::vector<float> logits(vocab);
@@ -208,7 +230,12 @@ TEST_P(ModelReference, TopLogitsAndGreedyTokensMatchLlamaCpp) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, ModelReference, testing::ValuesIn(kCases),
-                         [](const testing::TestParamInfo<ReferenceCase>& info) { return std::string(info.param.model); });
+                         [](const testing::TestParamInfo<ReferenceCase>& info) {
+                           std::string name = info.param.model;
+                           if (info.param.isa) name += std::string("_") + info.param.isa;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace ls
