@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/half.h"
 
 namespace ls {
 
@@ -74,7 +75,9 @@ NpyArray parse_npy(const std::uint8_t* bytes, std::size_t size, const std::strin
   LS_CHECK(header_len <= size - offset, "{}: truncated npy header", source);
   std::string header(reinterpret_cast<const char*>(bytes + offset), header_len);
   std::string descr = header_value(header, "descr", source);
-  LS_CHECK(descr == "'<f4'", "{}: dtype {} is not little-endian float32 ('<f4')", source, descr);
+  LS_CHECK(descr == "'<f4'" || descr == "'<f2'",
+           "{}: dtype {} is neither little-endian float32 ('<f4') nor float16 ('<f2')", source, descr);
+  const std::size_t element_bytes = descr == "'<f2'" ? 2 : 4;
   LS_CHECK(header_value(header, "fortran_order", source) == "False", "{}: Fortran-order arrays are not supported",
            source);
   std::string shape_text = header_value(header, "shape", source);
@@ -97,10 +100,18 @@ NpyArray parse_npy(const std::uint8_t* bytes, std::size_t size, const std::strin
     i = j + 1;
   }
   std::size_t data_offset = offset + header_len;
-  LS_CHECK(std::uint64_t(elements) * 4 == size - data_offset, "{}: npy data holds {} bytes, shape needs {}", source,
-           size - data_offset, elements * 4);
+  LS_CHECK(std::uint64_t(elements) * element_bytes == size - data_offset, "{}: npy data holds {} bytes, shape needs {}",
+           source, size - data_offset, std::uint64_t(elements) * element_bytes);
   array.data.reset(std::size_t(elements));
-  if (elements) std::memcpy(array.data.data(), bytes + data_offset, std::size_t(elements) * 4);
+  if (element_bytes == 4) {
+    if (elements) std::memcpy(array.data.data(), bytes + data_offset, std::size_t(elements) * 4);
+  } else {
+    for (std::int64_t i = 0; i < elements; ++i) {
+      std::uint16_t h;
+      std::memcpy(&h, bytes + data_offset + 2 * i, 2);
+      array.data[std::size_t(i)] = fp16_to_fp32(h);
+    }
+  }
   return array;
 }
 

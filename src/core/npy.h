@@ -19,7 +19,8 @@ struct NpyArray {
 // Writes data[product(shape)] as '<f4'. Throws ls::Error on I/O failure.
 void write_npy(const std::string& path, const float* data, const std::vector<std::int64_t>& shape);
 
-// Reads a '<f4' C-order array; anything else (other dtypes, Fortran order, truncated data,
+// Reads a '<f4' C-order array, or a '<f2' one converted to float32 (compact test fixtures);
+// anything else (other dtypes, Fortran order, truncated data,
 // malformed header) is an ls::Error naming the file and the problem.
 NpyArray read_npy(const std::string& path);
 NpyArray parse_npy(const std::uint8_t* bytes, std::size_t size, const std::string& source = "<memory>");

@@ -23,14 +23,19 @@
 //     cumulative mass stays ≤ gamma × number of query blocks (official score_cover_idx: a
 //     global selection, not per row).
 // Parameters (defaults of the official README example): block 128, gamma 0.9, tau 0.1,
-// min_budget 512 tokens, max_budget 0 (= unlimited). The official RULER / InfiniteBench scripts
+// min_budget 512 tokens, max_budget 0 (= unlimited), slash_pool official.
+// Selections equal the official get_active_blocks (commit a24b27b) block for block on
+// captured inputs: tests/methods/official_fixture_test.cc, docs/fidelity.md. The official RULER / InfiniteBench scripts
 // use gamma 0.95 and min_budget 1024 (flexprefill:gamma=0.95,min_budget=1024).
 // Sequences with n_k ≤ max(2·block, ceil(min_budget / block)·block) run dense, as the official
 // code does.
 // Choices where the paper is silent or our interface is more general:
 //  - The softmax scale is the shape's (1/√d unless the model sets another), not a fixed 1/√d.
-//  - Slash sums are pooled by offset, [s·block, (s+1)·block) into block offset s; the official
-//    code pools the reversed index, which is the same when n is a multiple of block.
+//  - slash_pool=official (default): block offset s collects the offsets
+//    [s·block − r, s·block − r + block), r = ceil(n_k / block)·block − n_k, as the official
+//    code's pooling of the reversed diagonal index does (sum_all_diagonal_matrix, then
+//    torch_bhn_sumpool from index 0, then (num_blocks − 1) − index); slash_pool=offset pools
+//    [s·block, (s+1)·block), the rule the paper's figures suggest. Equal when block divides n_k.
 //  - With n_q < n_k (chunked prefill) the last min(block, n_q) queries are used and block
 //    offsets are applied to positions, so a shifted query block may touch two key blocks.
 //  - The diagonal block of every row is always kept (the plan requires it; the official
@@ -54,6 +59,7 @@ struct FlexPrefillConfig {
   double tau = 0.1;
   std::int64_t min_budget = 512;
   std::int64_t max_budget = 0;  // 0: unlimited
+  bool official_slash_pool = true;  // slash_pool=official (default) or offset
 };
 
 // What one head selected: shared vertical blocks and slash block offsets for every query
@@ -140,9 +146,14 @@ class FlexPrefill final : public PrefillMethod {
     std::int64_t vertical_budget = budget_blocks(vertical), slash_budget = budget_blocks(slash);
 
     std::vector<float> vertical_blocks(k_blocks, 0.0f), slash_blocks(k_blocks, 0.0f);
+    // Slash pooling. official: the official code sums diagonals indexed by the last query's key
+    // (index n_k − 1 − offset), pools that index in blocks from 0 and reverses, so block offset
+    // s collects offsets [s·block − r, s·block − r + block) with r = k_blocks·block − n_k (the
+    // padding of the last key block); offset: [s·block, (s + 1)·block). Equal when r = 0.
+    const std::int64_t shift = config_.official_slash_pool ? k_blocks * block - n_k : 0;
     for (std::int64_t key = 0; key < n_k; ++key) {
       vertical_blocks[key / block] += vertical[key];
-      slash_blocks[key / block] += slash[key];
+      slash_blocks[(key + shift) / block] += slash[key];
     }
 
     // Pattern choice: the estimated block distribution of the mean last query.
@@ -217,6 +228,8 @@ MethodInfo flexprefill_info() {
       {"tau", "0.1", "sqrt-JS distance below which a head is query-aware", K::Float, 0.0, 1.0, {}},
       {"min_budget", "512", "minimum vertical and slash budget (tokens)", K::Int, 0, 1e9, {}},
       {"max_budget", "0", "maximum vertical and slash budget (tokens); 0 = unlimited", K::Int, 0, 1e9, {}},
+      {"slash_pool", "official", "slash offsets pooled as the official code does, or by offset [s*block, (s+1)*block)",
+       K::String, 0, 0, {"official", "offset"}},
   };
   info.make_prefill = [](const Params& p) {
     FlexPrefillConfig config;
@@ -225,6 +238,7 @@ MethodInfo flexprefill_info() {
     config.tau = p.get_float("tau");
     config.min_budget = p.get_int("min_budget");
     config.max_budget = p.get_int("max_budget");
+    config.official_slash_pool = p.get_string("slash_pool") == "official";
     return std::make_unique<FlexPrefill>(config);
   };
   return info;

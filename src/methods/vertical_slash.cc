@@ -16,21 +16,27 @@
 //   v      = 1000   vertical lines kept (at least 30: the first 30 keys are always kept)
 //   s      = 6096   slash lines kept (at least 50; offsets 0..99 are always ranked first)
 //   last_q = 64     queries at the end used for the estimate
-//   cover  = blocks how a slash becomes plan entries (see below)
+//   cover  = official how a slash becomes plan entries (see below)
 //
 // GQA: per query head — each query head is estimated against its own KV head (MInference
 // repeats K/V for every query head), so the plan has one row per query head.
 //
-// Slash coverage (the one place this differs from the official kernel's tiles):
-//   cover=blocks  the diagonal's keys in a query block are covered with whole aligned 64-key
-//                 blocks (what PlanBuilder::add_diagonal_offset adds). An isolated diagonal costs up to
-//                 two 64×64 tiles where the official kernel computes one unaligned 64×64
-//                 tile, so density is up to 2× the official one for scattered slashes and
-//                 equal for runs of adjacent slashes (they merge into one range in both).
-//   cover=exact   the same key set as the official kernel: the union of the 64-key unaligned
-//                 windows, whole aligned blocks inside it as ranges and the ragged ends as
-//                 gathered columns. Density equals the official; the plan grows by up to 126
-//                 columns per merged run of slashes.
+// Slash coverage:
+//   cover=official (default) the key ranges of the official index conversion
+//                 (csrc/vertical_slash_index.cu, commit fb56c91): per 64-query block, offset d
+//                 covers the 64-key window ending at max(end − d, 64) (a window near key 0 is
+//                 shifted right, not cut); walking the offsets in descending order, a window
+//                 ending within 64 keys past the current range grows that range by a whole 64
+//                 keys, one ending further starts a new range. Whole aligned 64-key blocks of a
+//                 range are plan ranges, its ragged ends gathered columns.
+//   cover=exact   only the diagonals' own keys: the union of the unaligned 64-key windows,
+//                 clipped at key 0, entered as above (the official key set minus the growth).
+//   cover=blocks  every aligned 64-key block touching a merged run of diagonals
+//                 (PlanBuilder::add_keys): up to two tiles for an isolated diagonal.
+// Verticals are gathered columns in every mode (those inside a range are dropped as the
+// official kernel drops them), and the diagonal block is always in the plan.
+// Selections equal the official code's on captured inputs (tests/methods/official_fixture_test.cc,
+// docs/fidelity.md): the key set of every query block, cover=official.
 // Below the length where every column or every diagonal would be kept (n_k ≤ max(v, 30) or
 // n_k ≤ max(s, 50)) the official code attends densely in effect; we return the dense plan.
 // Ties in the top-k go to the earlier key / the smaller offset so plans are deterministic.
@@ -39,6 +45,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -58,8 +65,9 @@ struct HeadLines {
 
 class VerticalSlash final : public PrefillMethod {
  public:
-  VerticalSlash(std::int64_t v, std::int64_t s, std::int64_t last_q, bool exact)
-      : v_(v), s_(s), last_q_(last_q), exact_(exact) {}
+  enum class Cover { Official, Exact, Blocks };
+  VerticalSlash(std::int64_t v, std::int64_t s, std::int64_t last_q, Cover cover)
+      : v_(v), s_(s), last_q_(last_q), cover_(cover) {}
 
   Plan build_plan(const AttnInput& in, const PlanContext&) const override {
     const AttnShape& sh = in.shape;
@@ -122,16 +130,42 @@ class VerticalSlash final : public PrefillMethod {
     if (run_b >= run_a) fn(run_a, run_b);
   }
 
-  // cover=blocks: every 64-key block touching a run. cover=exact: the run's aligned blocks as
-  // ranges and its ragged ends as gathered columns.
+  // Calls fn(a, b) for each key range [a, b] that csrc/vertical_slash_index.cu
+  // (convert_vertical_slash_indexes_kernel) computes for the row's 64 queries ending at
+  // end = first position + 64: offsets ≥ end are skipped; offset d gives the window
+  // [e − 64, e) with e = max(end − d, 64) (so a window never starts below key 0 and is then
+  // shifted right, not cut); in descending offsets, a window ending more than 64 keys past the
+  // current range starts a new range, one ending up to 64 keys past it grows the range by a
+  // whole 64 keys (which may reach past the window itself).
+  template <typename Fn>
+  static void for_each_official_range(const Plan& shape, std::int64_t qb, const std::vector<std::int64_t>& offsets,
+                                      Fn&& fn) {
+    const std::int64_t bm = shape.block_q, end = shape.first_position(qb) + bm, n_k = shape.n_k;
+    std::int64_t range_start = 0, range_end = -1;
+    for (std::int64_t offset : offsets) {  // descending
+      if (offset >= end) continue;
+      const std::int64_t e = std::max(end - offset, bm);
+      if (range_end < 0) {
+        range_start = e - bm;
+        range_end = e;
+      } else if (e > range_end + bm) {
+        fn(range_start, std::min(range_end, n_k) - 1);
+        range_start = e - bm;
+        range_end = e;
+      } else if (e > range_end) {
+        range_end += bm;
+      }
+    }
+    if (range_end > 0 && range_start < n_k) fn(range_start, std::min(range_end, n_k) - 1);
+  }
+
+  // cover=blocks: every 64-key block touching a run of the selected diagonals. cover=exact: the
+  // run's aligned blocks as ranges and its ragged ends as gathered columns. cover=official:
+  // the official kernel's ranges (for_each_official_range), entered as exact does.
   void add_slashes(PlanBuilder& builder, std::int64_t r, const std::vector<std::int64_t>& offsets) const {
     const Plan& shape = builder.shape();
     const std::int64_t bk = shape.block_k;
-    for_each_slash_run(shape, builder.q_block_of_row(r), offsets, [&](std::int64_t a, std::int64_t b) {
-      if (!exact_) {
-        builder.add_keys(r, a, b);
-        return;
-      }
+    auto add_exact = [&](std::int64_t a, std::int64_t b) {
       const std::int64_t full_begin = (a + bk - 1) / bk, full_end = (b + 1) / bk;
       if (full_begin >= full_end) {
         for (std::int64_t key = a; key <= b; ++key) builder.add_column(r, key);
@@ -140,11 +174,23 @@ class VerticalSlash final : public PrefillMethod {
       builder.add_blocks(r, full_begin, full_end);
       for (std::int64_t key = a; key < full_begin * bk; ++key) builder.add_column(r, key);
       for (std::int64_t key = full_end * bk; key <= b; ++key) builder.add_column(r, key);
-    });
+    };
+    const std::int64_t qb = builder.q_block_of_row(r);
+    switch (cover_) {
+      case Cover::Official:
+        for_each_official_range(shape, qb, offsets, add_exact);
+        break;
+      case Cover::Exact:
+        for_each_slash_run(shape, qb, offsets, add_exact);
+        break;
+      case Cover::Blocks:
+        for_each_slash_run(shape, qb, offsets, [&](std::int64_t a, std::int64_t b) { builder.add_keys(r, a, b); });
+        break;
+    }
   }
 
   std::int64_t v_, s_, last_q_;
-  bool exact_;
+  Cover cover_;
 };
 
 MethodInfo vertical_slash_info() {
@@ -158,12 +204,15 @@ MethodInfo vertical_slash_info() {
       {"v", "1000", "vertical lines (key columns) kept; the first 30 keys always", K::Int, 1, 1e9, {}},
       {"s", "6096", "slash lines (diagonals) kept; offsets 0..99 ranked first", K::Int, 1, 1e9, {}},
       {"last_q", "64", "last queries used for the estimate", K::Int, 1, 4096, {}},
-      {"cover", "blocks", "slash coverage: aligned 64-key blocks, or the official key set (exact)", K::String, 0,
-       0, {"blocks", "exact"}},
+      {"cover", "official", "slash coverage: the official kernel's key ranges, the diagonals' exact keys, or aligned 64-key blocks",
+       K::String, 0, 0, {"official", "exact", "blocks"}},
   };
   info.make_prefill = [](const Params& p) {
+    const std::string& cover = p.get_string("cover");
     return std::make_unique<VerticalSlash>(p.get_int("v"), p.get_int("s"), p.get_int("last_q"),
-                                           p.get_string("cover") == "exact");
+                                           cover == "official" ? VerticalSlash::Cover::Official
+                                           : cover == "exact"  ? VerticalSlash::Cover::Exact
+                                                               : VerticalSlash::Cover::Blocks);
   };
   return info;
 }

@@ -14,11 +14,19 @@
 //     per KV head).
 //  2. Key tiles after the query tile are masked (tile-level causality); softmax over each
 //     query tile's row; probabilities summed into block × block (128 × 128) cells.
-//  3. Per query block row: block 0 and the diagonal block are always kept; the other blocks
-//     follow in descending score while the mass kept so far is below tau × the row's total
-//     (find_blocks_chunked: a block is added while the cumulative sum before it < required).
+//  3. Per query block row, block0=paper: block 0 and the diagonal block are always kept; the
+//     other blocks follow in descending score while the mass kept so far is below tau × the
+//     row's total. block0=official (default): what find_blocks_chunked (commit e379887,
+//     xattn/src/utils.py) does on the first chunk of 16384 queries, where its torch.eye
+//     assignment overwrites the forced column 0: only the diagonal counts as kept, the
+//     other blocks (block 0 among them) are ranked together, the top one is always taken
+//     and the cumulative sum lags one entry, so a row keeps about one block more than the
+//     paper's rule; block 0 is kept in the end through the index padding. Rows past the
+//     first chunk follow the paper's rule in both modes, as the official code does.
 // Parameters: stride 8 (the paper uses 8 or 16; 8 for language models), block 128,
-// tau 0.9 (the official `threshold`).
+// tau 0.9 (the official `threshold`), block0 official.
+// Selections equal the official xattn_estimate block for block on captured inputs:
+// tests/methods/official_fixture_test.cc, docs/fidelity.md.
 // Minimum length: none in the official code; with n ≤ 2·block every row keeps block 0 and its
 // diagonal, which is all of its causal blocks, so short sequences are dense by construction.
 // Choices where the official code is silent or our interface is more general:
@@ -44,7 +52,11 @@ struct XAttentionConfig {
   int stride = 8;
   int block = 128;
   double tau = 0.9;
+  bool official_block0 = true;  // block0=official (default) or paper
 };
+
+// xattn_estimate's default chunk_size: find_blocks_chunked runs once per chunk of queries.
+constexpr std::int64_t kOfficialChunk = 16384;
 
 class XAttention final : public PrefillMethod {
  public:
@@ -159,18 +171,37 @@ class XAttention final : public PrefillMethod {
         }
       }
 
-      // Forced blocks: 0 and the diagonal ones; the rest by descending mass up to tau.
       double total = 0.0, kept = 0.0;
       for (float m : block_mass) total += m;
+      const double required = config_.tau * total;
       const std::int64_t diag_first = shape.first_position(qb) / block, diag_last = shape.last_position(qb) / block;
       std::vector<std::int32_t>& chosen = selected[qb];
-      chosen.assign(1, 0);
-      kept += block_mass[0];
-      for (std::int64_t kb = std::max<std::int64_t>(diag_first, 1); kb <= diag_last; ++kb) kept += block_mass[kb];
-      for (std::int64_t kb = diag_first; kb <= diag_last; ++kb) block_mass[kb] = -1.0f;
+      chosen.assign(1, 0);  // block 0 is kept in both modes (see below)
+      for (std::int64_t kb = diag_first; kb <= diag_last; ++kb) {
+        kept += block_mass[kb];
+        block_mass[kb] = -1.0f;
+      }
+      if (config_.official_block0 && shape.first_position(qb) < kOfficialChunk) {
+        // find_blocks_chunked on the first chunk: torch.eye over columns [0, chunk) overwrites
+        // the forced column 0, so only the diagonal counts as kept; the other blocks, block 0
+        // among them, are ranked together, and the cumulative sum lags one entry behind
+        // (sorted_values = [0, kept, others...]): the top other block is always taken, the
+        // j-th (j ≥ 2) while kept + the first j − 2 others < required. Unselected entries of
+        // the index point at column 0, so block 0 ends up kept all the same.
+        estimate::order_descending(block_mass, order);
+        double lagged = kept;
+        for (std::size_t j = 0; j < order.size() && block_mass[order[j]] >= 0.0f; ++j) {
+          if (j >= 2) lagged += block_mass[order[j - 2]];
+          if (j >= 1 && lagged >= required) break;
+          chosen.push_back(order[j]);
+        }
+        continue;
+      }
+      // Paper §2.2 (and the official code on later chunks): block 0 and the diagonal are kept,
+      // then the other blocks in descending mass while the kept mass is below tau × total.
+      if (diag_first > 0) kept += block_mass[0];
       block_mass[0] = -1.0f;
       estimate::order_descending(block_mass, order);
-      const double required = config_.tau * total;
       for (std::int32_t kb : order) {
         if (kept >= required || block_mass[kb] < 0.0f) break;
         chosen.push_back(kb);
@@ -193,12 +224,15 @@ MethodInfo xattention_info() {
       {"stride", "8", "antidiagonal tile size S (must divide block)", K::Int, 1, 128, {}},
       {"block", "128", "query and key block size (tokens)", K::Int, 16, 1024, {}},
       {"tau", "0.9", "cumulative block mass kept per query block row (official 'threshold')", K::Float, 0.0, 1.0, {}},
+      {"block0", "official", "row selection as the official find_blocks_chunked does it, or as the paper states it",
+       K::String, 0, 0, {"official", "paper"}},
   };
   info.make_prefill = [](const Params& p) {
     XAttentionConfig config;
     config.stride = int(p.get_int("stride"));
     config.block = int(p.get_int("block"));
     config.tau = p.get_float("tau");
+    config.official_block0 = p.get_string("block0") == "official";
     return std::make_unique<XAttention>(config);
   };
   return info;

@@ -56,7 +56,7 @@ TEST(MethodsCli, ResolvesAValidSpec) {
   CliRun run = run_cli("methods 'vertical-slash:v=200' --json");
   ASSERT_EQ(run.status, 0) << run.output;
   nlohmann::json json = nlohmann::json::parse(run.output);
-  EXPECT_EQ(json["spec"], "vertical-slash:v=200,s=6096,last_q=64,cover=blocks");
+  EXPECT_EQ(json["spec"], "vertical-slash:v=200,s=6096,last_q=64,cover=official");
   EXPECT_EQ(json["params"][0]["value"], "200");
 }
 
@@ -76,7 +76,7 @@ TEST(MethodsCli, BadSpecsAreErrorsListingWhatIsValid) {
 
   CliRun choice = run_cli("methods 'vertical-slash:cover=tiles'");
   EXPECT_EQ(choice.status, 1);
-  EXPECT_NE(choice.output.find("blocks, exact"), std::string::npos) << choice.output;
+  EXPECT_NE(choice.output.find("official, exact, blocks"), std::string::npos) << choice.output;
 
   CliRun type = run_cli("methods 'block-sparse:topk=2.5'");
   EXPECT_EQ(type.status, 1);

@@ -72,8 +72,8 @@ TEST(PatternSearch, MinferenceMappingRewritesWinners) {
   PatternSearchOptions options = options_for_2k();
   options.minference_mapping = true;
   auto result = search_patterns(syn.input(), options);
-  EXPECT_EQ(result[1].spec, "vertical-slash:v=1000,s=6096,last_q=64,cover=blocks");
-  EXPECT_EQ(result[2].spec, "vertical-slash:v=100,s=800,last_q=64,cover=blocks");
+  EXPECT_EQ(result[1].spec, "vertical-slash:v=1000,s=6096,last_q=64,cover=official");
+  EXPECT_EQ(result[2].spec, "vertical-slash:v=100,s=800,last_q=64,cover=official");
   EXPECT_EQ(name_of(result[0].spec), "vertical-slash");
 }
 

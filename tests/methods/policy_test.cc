@@ -107,7 +107,7 @@ TEST(Policy, ProfileRoundTripsThroughJson) {
   std::remove(path.c_str());
   EXPECT_EQ(back.model, "test");
   ASSERT_EQ(back.layers.size(), 2u);
-  EXPECT_EQ(back.layers[0][0].spec, "vertical-slash:v=100,s=800,last_q=64,cover=blocks");  // canonical
+  EXPECT_EQ(back.layers[0][0].spec, "vertical-slash:v=100,s=800,last_q=64,cover=official");  // canonical
   EXPECT_DOUBLE_EQ(back.layers[0][0].recall, 0.97);
   EXPECT_EQ(back.layers[0][1].recall, -1);
   EXPECT_EQ(back.layers[1][0].spec, "block-sparse:topk=10,block=64");

@@ -82,8 +82,13 @@ TEST(XAttention, OutputMatchesDenseWhenRecallIsFull) {
 // The selection of §2.1–2.2 computed naively in double precision: for each query tile i and
 // key tile j it sees, Σ_m q[iS + m] · k[jS + S − 1 − m] · scale / S (rows past the end count
 // as zero), softmax over the key tiles, probabilities summed into key blocks per query block,
-// then block 0 and the diagonal blocks plus the heaviest others until tau of the mass is kept.
-std::vector<std::vector<bool>> reference_selection(const testing::PlantedInput& p, int stride, double tau) {
+// then per query block row: paper: block 0 and the diagonal blocks plus the heaviest others
+// until tau of the mass is kept; official (find_blocks_chunked on its first chunk): the
+// diagonal, then the others (block 0 among them) by mass, the first always and the j-th
+// (j ≥ 2) while the diagonal's mass plus the first j − 2 others' is below tau of the total,
+// and block 0.
+std::vector<std::vector<bool>> reference_selection(const testing::PlantedInput& p, int stride, double tau,
+                                                   bool official) {
   const AttnShape& s = p.shape;
   const int block = 128, dim = s.dim, tiles_per_block = block / stride;
   const std::int64_t q_blocks = (s.n_q + block - 1) / block, k_blocks = (s.n_k + block - 1) / block;
@@ -116,8 +121,23 @@ std::vector<std::vector<bool>> reference_selection(const testing::PlantedInput& 
       const std::int64_t last = s.position(std::min(s.n_q - 1, qb * block + block - 1)) / block;
       double total = 0.0, sum = 0.0;
       for (double m : mass[qb]) total += m;
-      row[0] = true;
       for (std::int64_t kb = first; kb <= last; ++kb) row[kb] = true;
+      if (official) {
+        for (std::int64_t kb = first; kb <= last; ++kb) sum += mass[qb][kb];
+        std::vector<std::int64_t> others;
+        for (std::int64_t kb = 0; kb < k_blocks; ++kb)
+          if (!row[kb]) others.push_back(kb);
+        std::stable_sort(others.begin(), others.end(),
+                         [&](std::int64_t a, std::int64_t b) { return mass[qb][a] > mass[qb][b]; });
+        for (std::size_t j = 0; j < others.size(); ++j) {
+          if (j >= 2) sum += mass[qb][others[j - 2]];
+          if (j >= 1 && sum >= tau * total) break;
+          row[others[j]] = true;
+        }
+        row[0] = true;
+        continue;
+      }
+      row[0] = true;
       std::vector<std::int64_t> others;
       for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
         if (row[kb]) sum += mass[qb][kb];
@@ -140,11 +160,16 @@ std::vector<std::vector<bool>> reference_selection(const testing::PlantedInput& 
 // on these inputs rounding to bf16 changes no block's side of the threshold.
 void check_against_reference(bool bf16) {
   estimate::ScopedScorePrecision precision(bf16);
-  for (auto [stride, n, n_q, tau] : {std::tuple{8, 1003, 1003, 0.7}, {16, 1024, 300, 0.6}, {4, 517, 517, 0.5},
-                                     {16, 900, 900, 0.8}}) {
+  for (bool official : {true, false})
+  for (auto [stride, n, n_q, paper_tau] : {std::tuple{8, 1003, 1003, 0.7}, {16, 1024, 300, 0.6}, {4, 517, 517, 0.5},
+                                           {16, 900, 900, 0.8}}) {
+    // The official rule keeps about one block per row more: a lower tau keeps the test
+    // discriminating (some blocks dropped).
+    const double tau = official ? paper_tau - 0.2 : paper_tau;
     auto p = testing::make_planted(Pattern::TwoPhase, 3, 1, n, 20 + stride, 3.0f, n_q);
-    const Plan plan = testing::build(fmt::format("xattention:stride={},tau={}", stride, tau), p);
-    const auto expect = reference_selection(p, stride, tau);
+    const Plan plan = testing::build(
+        fmt::format("xattention:stride={},tau={},block0={}", stride, tau, official ? "official" : "paper"), p);
+    const auto expect = reference_selection(p, stride, tau, official);
     const std::int64_t q_blocks = plan.q_blocks();
     int selected = 0, total = 0;
     for (int h = 0; h < p.shape.heads; ++h)
@@ -152,7 +177,7 @@ void check_against_reference(bool bf16) {
         const std::int64_t last_query = std::min(p.shape.n_q - 1, qb * 128 + 127);
         for (std::int64_t kb = 0; kb <= p.shape.position(last_query) / 128; ++kb) {
           ASSERT_EQ(plan.selects(h, last_query, kb * 128), bool(expect[h * q_blocks + qb][kb]))
-              << "stride " << stride << " head " << h << " query block " << qb << " key block " << kb;
+              << (official ? "official" : "paper") << " stride " << stride << " head " << h << " query block " << qb << " key block " << kb;
           selected += expect[h * q_blocks + qb][kb];
           ++total;
         }
