@@ -1,4 +1,5 @@
 // longsparse: long-context LLM inference with training-free sparse attention.
+#include <string>
 #include <string_view>
 #include <unistd.h>
 
@@ -35,12 +36,35 @@ namespace {
 //    Haswell (AVX2), replacing a different value (LONGSPARSE_KEEP_BLAS_CORETYPE=1 keeps it;
 //    LONGSPARSE_REPLACED_BLAS_CORETYPE tells the run summary what was replaced). Only F32,
 //    F16 and BF16 weights still multiply through BLAS.
-//  - GOMP_SPINCOUNT. Between parallel regions OpenMP's threads spin, by default up to 300,000
-//    iterations, before they sleep: on a machine whose cores are shared, a spinning thread
-//    takes the core the thread it waits for needs (decode measured 3.2 s per token instead of
-//    71 ms). We bound the spin to 20,000 iterations (tens of microseconds: enough to bridge the
-//    gaps between the regions of one decode step, docs/model.md) unless OMP_WAIT_POLICY or
-//    GOMP_SPINCOUNT is set.
+//  - OpenMP's wait between parallel regions (unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set).
+//    Threads spin by default up to 300,000 iterations before they sleep. On an idle machine a
+//    short spin bridges the gaps between the ~150 regions of one decode step (20,000
+//    iterations: 1.7x the decode speed of sleeping at once); on a machine where other
+//    processes want the cores, a spinning thread takes the core the thread it waits for needs
+//    (decode measured 4 instead of 50 tokens/s beside another busy program, docs/model.md). So
+//    we look at the machine as we start: when other processes are runnable
+//    (/proc/stat procs_running, the least of a few samples) the threads sleep at once
+//    (OMP_WAIT_POLICY=passive), otherwise they spin up to 20,000 iterations
+//    (GOMP_SPINCOUNT=20000). LONGSPARSE_OMP_WAIT tells the run summary which, and why.
+// Runnable tasks other than this process: /proc/stat's procs_running minus one, the least of
+// five samples 2 ms apart (a shell or a short-lived helper does not count); 0 when unknown.
+int other_runnable_processes() {
+  int least = -1;
+  for (int i = 0; i < 5; ++i) {
+    if (i) usleep(2000);
+    std::FILE* f = std::fopen("/proc/stat", "r");
+    if (!f) return 0;
+    char line[256];
+    int running = -1;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "procs_running %d", &running) == 1) break;
+    std::fclose(f);
+    if (running < 1) return 0;
+    least = least < 0 ? running - 1 : std::min(least, running - 1);
+  }
+  return std::max(least, 0);
+}
+
 void prepare_environment(char** argv) {
   if (std::getenv("LONGSPARSE_NO_REEXEC")) return;
   bool changed = false;
@@ -53,7 +77,14 @@ void prepare_environment(char** argv) {
     changed = true;
   }
   if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT")) {
-    setenv("GOMP_SPINCOUNT", "20000", 1);
+    const int others = other_runnable_processes();
+    if (others > 0) {
+      setenv("OMP_WAIT_POLICY", "passive", 1);
+      setenv("LONGSPARSE_OMP_WAIT", ("passive (" + std::to_string(others) + " other runnable at start)").c_str(), 1);
+    } else {
+      setenv("GOMP_SPINCOUNT", "20000", 1);
+      setenv("LONGSPARSE_OMP_WAIT", "spin 20000 (machine idle at start)", 1);
+    }
     changed = true;
   }
   if (!changed) return;

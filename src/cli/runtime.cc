@@ -26,6 +26,19 @@ int apply_threads(int requested) {
   return num_threads();
 }
 
+namespace {
+
+// How OpenMP's threads wait between regions: chosen by main() at start (LONGSPARSE_OMP_WAIT),
+// or what the environment set.
+std::string omp_wait() {
+  if (const char* chosen = std::getenv("LONGSPARSE_OMP_WAIT")) return chosen;
+  if (const char* policy = std::getenv("OMP_WAIT_POLICY")) return fmt::format("OMP_WAIT_POLICY={} (environment)", policy);
+  if (const char* spin = std::getenv("GOMP_SPINCOUNT")) return fmt::format("GOMP_SPINCOUNT={} (environment)", spin);
+  return "OpenMP's default";
+}
+
+}  // namespace
+
 nlohmann::json kernels_json() {
   nlohmann::json k = {
       {"cpu", cpu_name()},
@@ -35,15 +48,16 @@ nlohmann::json kernels_json() {
       {"blas_core", openblas_get_corename()},
   };
   if (const char* replaced = std::getenv("LONGSPARSE_REPLACED_BLAS_CORETYPE")) k["blas_core_replaced"] = replaced;
+  k["omp_wait"] = omp_wait();
   return k;
 }
 
 std::string kernels_line() {
   const char* replaced = std::getenv("LONGSPARSE_REPLACED_BLAS_CORETYPE");
-  return fmt::format("cpu {}; matmul int8 {}; attention {}; estimates {}; BLAS core {}{}", cpu_name(),
+  return fmt::format("cpu {}; matmul int8 {}; attention {}; estimates {}; BLAS core {}{}; OpenMP wait {}", cpu_name(),
                      int8_kernel_name(), attention_simd_target(), estimate::score_precision(),
                      openblas_get_corename(),
-                     replaced ? fmt::format(" (replacing OPENBLAS_CORETYPE={})", replaced) : std::string());
+                     replaced ? fmt::format(" (replacing OPENBLAS_CORETYPE={})", replaced) : std::string(), omp_wait());
 }
 
 }  // namespace ls::cli

@@ -14,7 +14,8 @@ namespace ls::cli {
 int apply_threads(int requested);
 
 // {"cpu", "matmul" (int8 kernels), "attention" (SIMD target), "estimate" (score precision),
-// "blas_core", and "blas_core_replaced" when the environment's OPENBLAS_CORETYPE was replaced}.
+// "blas_core", "blas_core_replaced" when the environment's OPENBLAS_CORETYPE was replaced,
+// "omp_wait" (how OpenMP's threads wait, and why)}.
 nlohmann::json kernels_json();
 // One line for summaries: "cpu AMD EPYC; matmul int8 avx512-vnni; attention AVX3_ZEN4; ...".
 std::string kernels_line();

@@ -141,13 +141,22 @@ namespace {
 // OpenMP spin), caps -t at the cores it may use, and names the kernels it ran.
 TEST(RunCli, SetsItsEnvironmentCapsThreadsAndNamesKernels) {
   if (!model_cached()) GTEST_SKIP() << "model not cached; run scripts/fetch-model smollm2";
-  const Result r = run_cli("-p hi -n 1 --temp 0 -t 4096 --json", "OPENBLAS_CORETYPE=Prescott");
+  const Result r = run_cli("-p hi -n 1 --temp 0 -t 4096 --json", "OPENBLAS_CORETYPE=Prescott OMP_WAIT_POLICY=passive");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_THAT(r.output, testing::HasSubstr("-t 4096 is more than the"));
   const nlohmann::json j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
   EXPECT_LT(j["threads"].get<int>(), 4096);
   const nlohmann::json& k = j["kernels"];
-  for (const char* key : {"cpu", "matmul", "attention", "estimate", "blas_core"}) EXPECT_TRUE(k.contains(key)) << key;
+  for (const char* key : {"cpu", "matmul", "attention", "estimate", "blas_core", "omp_wait"})
+    EXPECT_TRUE(k.contains(key)) << key;
+  // OMP_WAIT_POLICY from the environment is kept and named. Without it the CLI chooses
+  // from the machine's load: passive beside other runnable processes, a bounded spin otherwise.
+  EXPECT_THAT(k["omp_wait"].get<std::string>(), testing::HasSubstr("(environment)"));
+  const Result chosen = run_cli("-p hi -n 1 --temp 0 --json", "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT");
+  ASSERT_EQ(chosen.status, 0) << chosen.output;
+  const std::string wait =
+      nlohmann::json::parse(chosen.output.substr(chosen.output.find('{')))["kernels"]["omp_wait"].get<std::string>();
+  EXPECT_TRUE(wait.starts_with("passive (") || wait == "spin 20000 (machine idle at start)") << wait;
   if (k["matmul"] != "generic") {  // an x86-64 CPU with AVX2 or more: our core type replaced Prescott
     EXPECT_EQ(k["blas_core_replaced"], "Prescott");
     EXPECT_NE(k["blas_core"], "Prescott");
