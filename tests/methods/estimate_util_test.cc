@@ -84,7 +84,7 @@ void check_packed_scores(estimate::ScoreKernel kernel) {
 TEST(EstimateUtil, PackedScoresMatchNaiveDotProducts) { check_packed_scores(estimate::ScoreKernel::Fp32); }
 
 TEST(EstimateUtil, PackedScoresInBf16OnAvx512) {
-  if (!estimate::cpu_runs(estimate::ScoreKernel::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
+  if (!estimate::cpu_runs(estimate::ScoreKernel::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 BF16 on this CPU (or LONGSPARSE_ISA is below avx512-vnni)";
   check_packed_scores(estimate::ScoreKernel::Avx512Bf16);
 }
 
@@ -302,7 +302,7 @@ void check_last_query_sums(estimate::ScoreKernel kernel) {
 TEST(EstimateUtil, LastQuerySumsMatchExactSoftmax) { check_last_query_sums(estimate::ScoreKernel::Fp32); }
 
 TEST(EstimateUtil, LastQuerySumsInBf16OnAvx512) {
-  if (!estimate::cpu_runs(estimate::ScoreKernel::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
+  if (!estimate::cpu_runs(estimate::ScoreKernel::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 BF16 on this CPU (or LONGSPARSE_ISA is below avx512-vnni)";
   check_last_query_sums(estimate::ScoreKernel::Avx512Bf16);
 }
 

@@ -164,7 +164,7 @@ void check_against_reference(estimate::ScoreKernel kernel) {
 TEST(XAttention, MatchesNaiveAntidiagonalSelection) { check_against_reference(estimate::ScoreKernel::Fp32); }
 
 TEST(XAttention, MatchesNaiveAntidiagonalSelectionWithBf16ScoresOnAvx512) {
-  if (!estimate::cpu_runs(estimate::ScoreKernel::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 BF16 on this CPU";
+  if (!estimate::cpu_runs(estimate::ScoreKernel::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 BF16 on this CPU (or LONGSPARSE_ISA is below avx512-vnni)";
   check_against_reference(estimate::ScoreKernel::Avx512Bf16);
 }
 
