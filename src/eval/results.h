@@ -29,7 +29,8 @@ struct ResultRecord {
   std::int64_t prompt_tokens = 0, generated_tokens = 0;
   std::optional<double> depth;
   std::string model;
-  std::string estimate_precision;  // "amx-bf16" or "fp32" for sparse prefills; empty for dense or older files
+  // "amx-bf16", "avx512-bf16" or "fp32" for sparse prefills; empty for dense or older files
+  std::string estimate_precision;
 };
 
 // "prefill=<spec> decode=<spec>[ dense_layers=<list>][ policy=<file>]": the key that, with

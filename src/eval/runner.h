@@ -23,7 +23,8 @@ struct GenerationResult {
   double decode_ms_per_token = 0;
   double decode_keys_attended = 0;            // keys per KV head, layer and step (0: no decode step)
   double decode_attention_ms_per_token = 0;  // selection + attention, all layers
-  std::string estimate_precision;  // of a sparse prefill's estimates: "amx-bf16" or "fp32"; empty if dense
+  // of a sparse prefill's estimates: "amx-bf16", "avx512-bf16" or "fp32"; empty if dense
+  std::string estimate_precision;
 };
 
 class Generator {

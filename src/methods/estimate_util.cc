@@ -20,8 +20,11 @@
 #include <atomic>
 #include <cstdlib>
 
+#include "core/cpu.h"
+#include "core/error.h"
 #include "core/half.h"
 #include "core/parallel.h"
+#include "methods/score_kernels.h"
 
 namespace ls::estimate {
 
@@ -153,15 +156,73 @@ bool amx_available() {
 }
 
 namespace {
+
 std::atomic<bool> g_bf16_scores{[] {
   const char* fp32 = std::getenv("LONGSPARSE_ESTIMATE_FP32");
   return !(fp32 && *fp32 && std::string_view(fp32) != "0");
 }()};
+std::atomic<int> g_forced_bf16{-1};  // a ScoreKernel from force_bf16_kernel, or -1: the best
+
+// The bf16 kernel this CPU runs best, whatever the precision setting (fp32 if none).
+ScoreKernel best_bf16_kernel() {
+  if (cpu_runs(ScoreKernel::AmxBf16)) return ScoreKernel::AmxBf16;
+  if (cpu_runs(ScoreKernel::Avx512Bf16)) return ScoreKernel::Avx512Bf16;
+  return ScoreKernel::Fp32;
+}
+
+ScoreKernel chosen_bf16_kernel() {
+  const int forced = g_forced_bf16.load(std::memory_order_relaxed);
+  return forced < 0 ? best_bf16_kernel() : static_cast<ScoreKernel>(forced);
+}
+
 }  // namespace
 
+const char* score_kernel_name(ScoreKernel kernel) {
+  switch (kernel) {
+    case ScoreKernel::Fp32: return "fp32";
+    case ScoreKernel::Avx512Bf16: return "avx512-bf16";
+    case ScoreKernel::AmxBf16: return "amx-bf16";
+  }
+  return "fp32";
+}
+
+bool cpu_runs(ScoreKernel kernel) {
+  switch (kernel) {
+    case ScoreKernel::Fp32: return true;
+    case ScoreKernel::AmxBf16: return amx_available();
+    case ScoreKernel::Avx512Bf16: {
+      // The kernel's file is compiled for x86-64-v4 (AVX-512 F/BW/VL/DQ/CD) plus BF16; a
+      // LONGSPARSE_ISA below the AVX-512 kernels turns it off like them.
+      const CpuFeatures& f = cpu_features();
+      return f.avx512bf16 && ls::cpu_runs(Isa::Avx512Vnni) && active_isa() == Isa::Avx512Vnni;
+    }
+  }
+  return false;
+}
+
+ScoreKernel score_kernel() { return g_bf16_scores ? chosen_bf16_kernel() : ScoreKernel::Fp32; }
+
+ScoreKernel force_bf16_kernel(ScoreKernel kernel) {
+  LS_CHECK(kernel != ScoreKernel::Fp32, "force_bf16_kernel takes a bf16 kernel; set_bf16_scores(false) gives fp32");
+  LS_CHECK(cpu_runs(kernel), "this CPU ({}) cannot run the {} score kernel", cpu_name(), score_kernel_name(kernel));
+  const ScoreKernel previous = chosen_bf16_kernel();
+  g_forced_bf16.store(static_cast<int>(kernel), std::memory_order_relaxed);
+  return previous;
+}
+
+ScopedScoreKernel::ScopedScoreKernel(ScoreKernel kernel) : previous_forced_(g_forced_bf16.load()) {
+  if (kernel != ScoreKernel::Fp32) force_bf16_kernel(kernel);  // checks first, changes nothing if it fails
+  previous_bf16_ = set_bf16_scores(kernel != ScoreKernel::Fp32);
+}
+
+ScopedScoreKernel::~ScopedScoreKernel() {
+  set_bf16_scores(previous_bf16_);
+  g_forced_bf16.store(previous_forced_);
+}
+
 bool set_bf16_scores(bool on) { return g_bf16_scores.exchange(on); }
-bool bf16_scores() { return g_bf16_scores && amx_available(); }
-const char* score_precision() { return bf16_scores() ? "amx-bf16" : "fp32"; }
+bool bf16_scores() { return score_kernel() != ScoreKernel::Fp32; }
+const char* score_precision() { return score_kernel_name(score_kernel()); }
 
 void PackedRows::pack_panel(std::int64_t p, const float* rows, std::int64_t ldb) {
   const std::int64_t k = depth_;
@@ -311,9 +372,28 @@ void scores_packed(const float* a, std::int64_t lda, std::int64_t m, const Packe
                    std::int64_t col_end, float* c, std::int64_t ldc, float scale) {
   if (b.is_bf16()) {
 #if defined(LS_HAVE_AMX)
-    scores_amx(a, lda, m, b, col_first, col_end, c, ldc, scale);
-    return;
+    // Keys packed in bf16 stay bf16 if fp32 scores were chosen since: then the best kernel.
+    const ScoreKernel kernel = score_kernel();
+    if (kernel == ScoreKernel::AmxBf16 || (kernel == ScoreKernel::Fp32 && best_bf16_kernel() == ScoreKernel::AmxBf16)) {
+      scores_amx(a, lda, m, b, col_first, col_end, c, ldc, scale);
+      return;
+    }
 #endif
+    const std::int64_t width = b.slabs() * 32;
+    thread_local std::vector<std::uint16_t> a16;  // [m][width]
+    a16.resize(std::size_t(m * width));
+    detail::round_rows_avx512bf16(a, lda, m, b.depth(), scale, a16.data(), width);
+    detail::scores_avx512bf16({.a = a16.data(),
+                               .a_width = width,
+                               .m = m,
+                               .b = b.tile(0, 0, 0),
+                               .slabs = b.slabs(),
+                               .pairs = (b.depth() + 1) / 2,
+                               .col_first = col_first,
+                               .col_end = col_end,
+                               .c = c,
+                               .ldc = ldc});
+    return;
   }
   alignas(64) float tile[kRows * kPanel];
   const std::int64_t k = b.depth();

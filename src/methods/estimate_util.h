@@ -14,16 +14,25 @@
 
 namespace ls::estimate {
 
-// Score GEMMs in bfloat16 with fp32 accumulation on AMX (Intel Advanced Matrix Extensions),
-// where the CPU has it and the OS grants it: an estimate ranks attention mass and does not
-// need fp32 products (the official implementations compute their estimates in bf16 on the
-// GPU), and AMX does ~14x the multiply-adds of AVX-512 fp32 per cycle. Otherwise, or with
-// LONGSPARSE_ESTIMATE_FP32=1 in the environment, or after set_bf16_scores(false), fp32 on
-// AVX-512. The attention itself is always fp32.
+// Score GEMMs in bfloat16 with fp32 accumulation where the CPU has bf16 dot products: an
+// estimate ranks attention mass and does not need fp32 products (the official implementations
+// compute their estimates in bf16 on the GPU). Two kernels, chosen at run time: AMX (Intel
+// Advanced Matrix Extensions, `tdpbf16ps`) where the CPU has it and the OS grants it, else
+// AVX-512 BF16 (`vdpbf16ps`: Intel Cooper Lake and later, AMD Zen 4 and 5) where the CPU has
+// it and LONGSPARSE_ISA (core/cpu.h) does not ask for less than avx512-vnni. Otherwise, or
+// with LONGSPARSE_ESTIMATE_FP32=1 in the environment, or after set_bf16_scores(false), fp32
+// (AVX-512 or whatever the build targets). The attention itself is always fp32.
+enum class ScoreKernel { Fp32, Avx512Bf16, AmxBf16 };
+const char* score_kernel_name(ScoreKernel kernel);  // "fp32", "avx512-bf16", "amx-bf16"
 bool amx_available();
-bool set_bf16_scores(bool on);  // on (the default): AMX bf16 where available; returns the previous setting
-bool bf16_scores();             // whether PackedRows packed now take the AMX bf16 path
-const char* score_precision();  // "amx-bf16" or "fp32", for reports
+bool cpu_runs(ScoreKernel kernel);  // whether this CPU (and OS) can run it; fp32 always
+ScoreKernel score_kernel();         // the kernel that PackedRows packed now use
+bool set_bf16_scores(bool on);  // on (the default): bf16 where the CPU has it; returns the previous setting
+bool bf16_scores();             // score_kernel() != ScoreKernel::Fp32
+const char* score_precision();  // score_kernel_name(score_kernel()), for reports
+// Which bf16 kernel runs while bf16 scores are on (tests and benchmarks: AVX-512 BF16 on a
+// CPU with AMX); one the CPU cannot run is an error. Returns the previous one.
+ScoreKernel force_bf16_kernel(ScoreKernel kernel);
 
 // Sets the score precision for its lifetime (for instance fp32 around a build_plan whose
 // inputs need fp32 products), then restores the previous setting.
@@ -38,12 +47,28 @@ class ScopedScorePrecision {
   bool previous_;
 };
 
+// Runs the scores on `kernel` for its lifetime (fp32, or a bf16 kernel this CPU runs: an
+// error otherwise), then restores the previous precision and bf16 kernel.
+class ScopedScoreKernel {
+ public:
+  explicit ScopedScoreKernel(ScoreKernel kernel);
+  ~ScopedScoreKernel();
+  ScopedScoreKernel(const ScopedScoreKernel&) = delete;
+  ScopedScoreKernel& operator=(const ScopedScoreKernel&) = delete;
+
+ private:
+  bool previous_bf16_;
+  int previous_forced_;
+};
+
 // Rows of a matrix B [n][k] repacked for score GEMMs, in panels of kPanel consecutive rows,
 // zero-padded. fp32: each panel channel-major [k][kPanel], so the kernel reads one vector of
-// kPanel keys per channel and broadcasts the query channel. AMX bf16 (chosen by
-// bf16_scores() when the storage is sized): each panel two 16-row halves, each in slabs of
-// 32 channels laid out as AMX B tiles ([16 channel pairs][16 rows][2]). Pack once per KV head
-// and reuse it for every query head and block that reads those keys.
+// kPanel keys per channel and broadcasts the query channel. bf16 (chosen by bf16_scores()
+// when the storage is sized): each panel two 16-row halves, each in slabs of 32 channels laid
+// out as AMX B tiles ([16 channel pairs][16 rows][2]); a tile's 64-byte line is also the
+// operand of one AVX-512 vdpbf16ps (16 rows × one channel pair), so both bf16 kernels read the
+// same packing. Pack once per KV head and reuse it for every query head and block that reads
+// those keys.
 class PackedRows {
  public:
   static constexpr int kPanel = 32;
@@ -77,7 +102,7 @@ class PackedRows {
 // c[i * ldc + (j - col_first)] = scale * dot(a row i, b row j) for i < m and
 // col_first <= j < col_end; a rows have b.depth() floats. Single-threaded (safe inside
 // ls::parallel_for). In b's precision: fp32, or with a bf16 b, a·scale rounded to bf16 and
-// products summed in fp32 on AMX.
+// products summed in fp32 by score_kernel() (by the best bf16 kernel if that is now fp32).
 void scores_packed(const float* a, std::int64_t lda, std::int64_t m, const PackedRows& b, std::int64_t col_first,
                    std::int64_t col_end, float* c, std::int64_t ldc, float scale);
 

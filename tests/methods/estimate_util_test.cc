@@ -11,20 +11,32 @@
 #include <tuple>
 
 #include "attn/attention.h"
+#include "core/error.h"
+#include "core/half.h"
 
 namespace ls {
 namespace {
 
-// scores_packed and scores_abt against double-precision dot products, in fp32 (tight) and,
-// where the CPU has AMX, in bf16: both operands rounded to bf16 (relative error <= 2^-9 each),
-// so each product is off by at most ~2^-8 of |a_i·b_i|.
-void check_packed_scores(bool bf16) {
-  estimate::ScopedScorePrecision precision(bf16);
+// scores_packed and scores_abt against double-precision dot products, in fp32 (tight) and in
+// bf16 on each bf16 kernel the CPU runs. bf16 keeps 8 significant bits, so rounding to nearest
+// moves each operand by at most 2^-8 of itself and each product a_i·b_i by at most
+// (1 + 2^-8)² − 1 < 2^-7 of itself: |bf16 score − exact| <= scale · Σ|a_i·b_i| / 128 (plus the
+// fp32 sums). A second, tight check: the products of the bf16-rounded operands are exact in
+// fp32, so the kernel must match their double sum up to fp32 accumulation, at most
+// γ_k = k·2^-24 / (1 − k·2^-24) of the absolute sum in any order of summation. Shapes: m, n
+// and the depth below, at and past the kernels' blocks (12 or 16 rows, 32-key panels, 32-channel
+// slabs, odd depths that end in half a channel pair), windows that start and end inside panels.
+void check_packed_scores(estimate::ScoreKernel kernel) {
+  const bool bf16 = kernel != estimate::ScoreKernel::Fp32;
+  estimate::ScopedScoreKernel scoped(kernel);
+  ASSERT_EQ(estimate::score_kernel(), kernel);
   ASSERT_EQ(estimate::bf16_scores(), bf16);
   std::mt19937 rng(1);
   std::normal_distribution<float> normal;
+  const float scale = 0.5f;  // a power of two: a·scale is exact before rounding
   for (auto [m, n, k] : {std::tuple{1, 1, 1}, {7, 45, 64}, {13, 70, 17}, {6, 32, 512}, {29, 70, 64}, {16, 64, 64},
-                         {48, 100, 64}, {33, 96, 1024}}) {
+                         {48, 100, 64}, {33, 96, 1024}, {37, 131, 3}, {12, 33, 63}, {25, 65, 130}, {5, 200, 33},
+                         {11, 31, 95}}) {
     std::vector<float> a(m * k), b(n * k);
     for (float& x : a) x = normal(rng);
     for (float& x : b) x = normal(rng);
@@ -34,40 +46,78 @@ void check_packed_scores(bool bf16) {
     // A column window that starts and ends inside panels.
     const std::int64_t first = n > 3 ? 3 : 0, end = n > 40 ? n - 2 : n;
     std::vector<float> c(m * (end - first), -1.0f), full(m * n);
-    estimate::scores_packed(a.data(), k, m, packed, first, end, c.data(), end - first, 0.5f);
-    estimate::scores_abt(a.data(), k, b.data(), k, full.data(), n, m, n, k, 0.5f);
+    estimate::scores_packed(a.data(), k, m, packed, first, end, c.data(), end - first, scale);
+    estimate::scores_abt(a.data(), k, b.data(), k, full.data(), n, m, n, k, scale);
+    const double gamma = k * 0x1p-24 / (1 - k * 0x1p-24);
     for (int i = 0; i < m; ++i)
       for (std::int64_t j = 0; j < n; ++j) {
-        double dot = 0.0, magnitude = 0.0;
+        double dot = 0.0, magnitude = 0.0, rounded = 0.0, rounded_magnitude = 0.0;
         for (int c2 = 0; c2 < k; ++c2) {
           dot += double(a[i * k + c2]) * b[j * k + c2];
           magnitude += std::abs(double(a[i * k + c2]) * b[j * k + c2]);
+          const double product =
+              double(bf16_to_fp32(fp32_to_bf16(a[i * k + c2] * scale))) * bf16_to_fp32(fp32_to_bf16(b[j * k + c2]));
+          rounded += product;
+          rounded_magnitude += std::abs(product);
         }
-        const double tolerance = bf16 ? 0.5 * magnitude / 128 + 1e-6 : 1e-4 * (1 + std::abs(dot));
-        ASSERT_NEAR(full[i * n + j], 0.5 * dot, tolerance) << m << "x" << n << "x" << k << " at " << i << "," << j;
+        const double tolerance = bf16 ? scale * magnitude / 128 + gamma * rounded_magnitude
+                                      : 1e-4 * (1 + std::abs(dot));
+        ASSERT_NEAR(full[i * n + j], scale * dot, tolerance) << m << "x" << n << "x" << k << " at " << i << "," << j;
+        if (bf16) {
+          ASSERT_NEAR(full[i * n + j], rounded, gamma * rounded_magnitude + 1e-30)
+              << "not the bf16 products' sum: " << m << "x" << n << "x" << k << " at " << i << "," << j;
+        }
         if (j >= first && j < end) {
-          ASSERT_NEAR(c[i * (end - first) + j - first], 0.5 * dot, tolerance) << m << "x" << n << "x" << k;
+          ASSERT_EQ(c[i * (end - first) + j - first], full[i * n + j]) << m << "x" << n << "x" << k;
         }
       }
+    // Keys packed in bf16 keep their precision after the setting changes.
+    if (bf16) {
+      estimate::ScopedScorePrecision fp32(false);
+      std::vector<float> again(m * n);
+      estimate::scores_packed(a.data(), k, m, packed, 0, n, again.data(), n, scale);
+      ASSERT_EQ(again, full) << m << "x" << n << "x" << k;
+    }
   }
 }
 
-TEST(EstimateUtil, PackedScoresMatchNaiveDotProducts) { check_packed_scores(false); }
+TEST(EstimateUtil, PackedScoresMatchNaiveDotProducts) { check_packed_scores(estimate::ScoreKernel::Fp32); }
+
+TEST(EstimateUtil, PackedScoresInBf16OnAvx512) {
+  if (!estimate::cpu_runs(estimate::ScoreKernel::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 BF16 on this CPU (or LONGSPARSE_ISA is below avx512-vnni)";
+  check_packed_scores(estimate::ScoreKernel::Avx512Bf16);
+}
 
 TEST(EstimateUtil, PackedScoresInBf16OnAmx) {
   if (!estimate::amx_available()) GTEST_SKIP() << "no AMX on this CPU (or the OS does not grant it)";
-  check_packed_scores(true);
+  check_packed_scores(estimate::ScoreKernel::AmxBf16);
 }
 
 TEST(EstimateUtil, Fp32ScoresCanBeForced) {
+  const bool any_bf16 = estimate::amx_available() || estimate::cpu_runs(estimate::ScoreKernel::Avx512Bf16);
   estimate::ScopedScorePrecision precision(false);
   EXPECT_FALSE(estimate::bf16_scores());
   EXPECT_STREQ(estimate::score_precision(), "fp32");
   {
     estimate::ScopedScorePrecision inner(true);
-    EXPECT_EQ(estimate::bf16_scores(), estimate::amx_available());
+    EXPECT_EQ(estimate::bf16_scores(), any_bf16);
+    // AMX first, where both run.
+    const char* expect = estimate::amx_available()                                ? "amx-bf16"
+                         : estimate::cpu_runs(estimate::ScoreKernel::Avx512Bf16) ? "avx512-bf16"
+                                                                                 : "fp32";
+    EXPECT_STREQ(estimate::score_precision(), expect);
   }
   EXPECT_FALSE(estimate::bf16_scores());
+  EXPECT_THROW(estimate::force_bf16_kernel(estimate::ScoreKernel::Fp32), Error);
+  if (!estimate::amx_available()) {
+    EXPECT_THROW(estimate::ScopedScoreKernel amx(estimate::ScoreKernel::AmxBf16), Error);
+    EXPECT_FALSE(estimate::bf16_scores());  // a failed ScopedScoreKernel changes nothing
+  }
+  if (estimate::cpu_runs(estimate::ScoreKernel::Avx512Bf16)) {
+    estimate::ScopedScoreKernel avx512(estimate::ScoreKernel::Avx512Bf16);
+    EXPECT_STREQ(estimate::score_precision(), "avx512-bf16");
+  }
+  EXPECT_STREQ(estimate::score_precision(), "fp32");
 }
 
 TEST(EstimateUtil, SoftmaxMatchesExactAndHandlesMaskedEntries) {
@@ -200,8 +250,10 @@ TEST(EstimateUtil, SoftmaxOfLongRowsMatchesExact) {
   }
 }
 
-void check_last_query_sums(bool bf16) {
-  estimate::ScopedScorePrecision precision(bf16);
+void check_last_query_sums(estimate::ScoreKernel kernel) {
+  const bool bf16 = kernel != estimate::ScoreKernel::Fp32;
+  estimate::ScopedScoreKernel scoped(kernel);
+  ASSERT_EQ(estimate::score_kernel(), kernel);
   // Column and diagonal sums of the last queries' softmax rows against double precision:
   // GQA, fewer queries than keys (a chunk of a longer prefill), a sliding window, a number
   // of last queries that is not a multiple of the work item, and lengths that are not
@@ -247,11 +299,16 @@ void check_last_query_sums(bool bf16) {
   }
 }
 
-TEST(EstimateUtil, LastQuerySumsMatchExactSoftmax) { check_last_query_sums(false); }
+TEST(EstimateUtil, LastQuerySumsMatchExactSoftmax) { check_last_query_sums(estimate::ScoreKernel::Fp32); }
+
+TEST(EstimateUtil, LastQuerySumsInBf16OnAvx512) {
+  if (!estimate::cpu_runs(estimate::ScoreKernel::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 BF16 on this CPU (or LONGSPARSE_ISA is below avx512-vnni)";
+  check_last_query_sums(estimate::ScoreKernel::Avx512Bf16);
+}
 
 TEST(EstimateUtil, LastQuerySumsInBf16OnAmx) {
   if (!estimate::amx_available()) GTEST_SKIP() << "no AMX on this CPU (or the OS does not grant it)";
-  check_last_query_sums(true);
+  check_last_query_sums(estimate::ScoreKernel::AmxBf16);
 }
 
 TEST(EstimateUtil, JensenShannonDistance) {

@@ -156,10 +156,10 @@ std::vector<std::vector<bool>> reference_selection(const testing::PlantedInput& 
 }
 
 // Weakly planted inputs, so that the scores decide which blocks pass tau; lengths and chunks
-// that leave partial tiles and blocks. In fp32 and, where the CPU has AMX, with bf16 scores:
-// on these inputs rounding to bf16 changes no block's side of the threshold.
-void check_against_reference(bool bf16) {
-  estimate::ScopedScorePrecision precision(bf16);
+// that leave partial tiles and blocks. In fp32 and with bf16 scores on each bf16 kernel the
+// CPU runs: on these inputs rounding to bf16 changes no block's side of the threshold.
+void check_against_reference(estimate::ScoreKernel kernel) {
+  estimate::ScopedScoreKernel scoped(kernel);
   for (bool official : {true, false})
   for (auto [stride, n, n_q, paper_tau] : {std::tuple{8, 1003, 1003, 0.7}, {16, 1024, 300, 0.6}, {4, 517, 517, 0.5},
                                            {16, 900, 900, 0.8}}) {
@@ -186,11 +186,16 @@ void check_against_reference(bool bf16) {
   }
 }
 
-TEST(XAttention, MatchesNaiveAntidiagonalSelection) { check_against_reference(false); }
+TEST(XAttention, MatchesNaiveAntidiagonalSelection) { check_against_reference(estimate::ScoreKernel::Fp32); }
 
-TEST(XAttention, MatchesNaiveAntidiagonalSelectionWithBf16Scores) {
+TEST(XAttention, MatchesNaiveAntidiagonalSelectionWithBf16ScoresOnAvx512) {
+  if (!estimate::cpu_runs(estimate::ScoreKernel::Avx512Bf16)) GTEST_SKIP() << "no AVX-512 BF16 on this CPU (or LONGSPARSE_ISA is below avx512-vnni)";
+  check_against_reference(estimate::ScoreKernel::Avx512Bf16);
+}
+
+TEST(XAttention, MatchesNaiveAntidiagonalSelectionWithBf16ScoresOnAmx) {
   if (!estimate::amx_available()) GTEST_SKIP() << "no AMX on this CPU (or the OS does not grant it)";
-  check_against_reference(true);
+  check_against_reference(estimate::ScoreKernel::AmxBf16);
 }
 
 TEST(XAttention, RejectsStrideThatDoesNotDivideBlock) {
