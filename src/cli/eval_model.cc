@@ -286,6 +286,25 @@ void fail_beyond_trained(std::int64_t length, std::int64_t trained) {
        length, trained, trained / 2);
 }
 
+std::unique_ptr<SparsePrefill> make_sparse_prefill(const std::string& prefill, const std::string& policy,
+                                                   const std::string& dense_layers, int layers, int heads) {
+  LS_CHECK(!prefill.empty() || !policy.empty() || dense_layers.empty(), "--dense-layers needs --prefill or --policy");
+  if (prefill.empty() && policy.empty()) return nullptr;
+  Policy layer_policy(prefill.empty() ? "dense" : prefill);
+  std::vector<int> dense = parse_layer_list(dense_layers);
+  for (int layer : dense)
+    LS_CHECK(layer < layers, "--dense-layers: layer {} does not exist (the model has layers 0..{})", layer, layers - 1);
+  layer_policy.set_dense_layers(std::move(dense));
+  if (!policy.empty()) {
+    HeadProfile profile = load_profile(policy);
+    LS_CHECK(int(profile.layers.size()) <= layers && (profile.layers.empty() || profile.heads() == heads),
+             "--policy {}: the profile has {} layers x {} heads; the model has {} x {}", policy, profile.layers.size(),
+             profile.heads(), layers, heads);
+    layer_policy.set_profile(std::move(profile));
+  }
+  return std::make_unique<SparsePrefill>(std::move(layer_policy));
+}
+
 std::int64_t trained_context(const std::string& model, std::string* name) {
   if (model == "approx" || model == "oracle") return 0;
   const ModelConfig config = ModelConfig::from_gguf(*load_model(model, false).file);

@@ -12,6 +12,10 @@
 #include "eval/prompt.h"
 #include "eval/runner.h"
 
+namespace ls {
+class SparsePrefill;
+}
+
 namespace ls::cli {
 
 // "approx" (no model: plain prompt, approximate counter) or a model path / cached name.
@@ -25,6 +29,12 @@ bool caps_distance(const std::string& prefill, const std::string& policy, const 
                    const std::vector<std::string>& decodes, std::int64_t trained);
 // The error beyond the trained context, naming the methods that run there.
 [[noreturn]] void fail_beyond_trained(std::int64_t length, std::int64_t trained);
+
+// The sparse prefill of --prefill / --policy / --dense-layers for a model of `layers` layers
+// and `heads` query heads, as run and perplexity build it; nullptr when both --prefill and
+// --policy are empty (dense). Checks that the dense layers exist and the profile fits.
+std::unique_ptr<SparsePrefill> make_sparse_prefill(const std::string& prefill, const std::string& policy,
+                                                   const std::string& dense_layers, int layers, int heads);
 
 // The context a model was trained to (0 for "approx" and "oracle"), and its name.
 std::int64_t trained_context(const std::string& model, std::string* name = nullptr);

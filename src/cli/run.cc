@@ -94,25 +94,8 @@ void run(const RunOptions& o) {
   const std::vector<std::int32_t> encoded = tokenizer.encode(text, /*parse_special=*/true);
   const std::vector<std::int32_t> prompt = fit_prompt(encoded, context - o.tokens, truncation);
 
-  LS_CHECK(!o.prefill.empty() || !o.policy.empty() || o.dense_layers.empty(),
-           "--dense-layers needs --prefill or --policy");
-  std::unique_ptr<SparsePrefill> sparse;
-  if (!o.prefill.empty() || !o.policy.empty()) {
-    Policy policy(o.prefill.empty() ? "dense" : o.prefill);
-    std::vector<int> dense_layers = parse_layer_list(o.dense_layers);
-    for (int layer : dense_layers)
-      LS_CHECK(layer < config.layers, "--dense-layers: layer {} does not exist (the model has layers 0..{})", layer,
-               config.layers - 1);
-    policy.set_dense_layers(std::move(dense_layers));
-    if (!o.policy.empty()) {
-      HeadProfile profile = load_profile(o.policy);
-      LS_CHECK(int(profile.layers.size()) <= config.layers && (profile.layers.empty() || profile.heads() == config.heads),
-               "--policy {}: the profile has {} layers x {} heads; the model has {} x {}", o.policy,
-               profile.layers.size(), profile.heads(), config.layers, config.heads);
-      policy.set_profile(std::move(profile));
-    }
-    sparse = std::make_unique<SparsePrefill>(std::move(policy));
-  }
+  std::unique_ptr<SparsePrefill> sparse =
+      make_sparse_prefill(o.prefill, o.policy, o.dense_layers, config.layers, config.heads);
 
   std::unique_ptr<DecodeSelector> selector;
   if (!o.decode.empty() && o.decode != "dense") selector = MethodRegistry::instance().make_decode(o.decode);

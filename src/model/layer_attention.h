@@ -4,6 +4,7 @@
 // layers kept dense) implements the same interface without touching the forward pass.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 
 #include "attn/attention.h"
@@ -37,9 +38,17 @@ class DenseLayerAttention final : public LayerAttention {
 // Receives each layer's post-RoPE Q, K, V during prefill (for capture and analysis tools).
 using CaptureFn = std::function<void(int layer, const AttnInput& in)>;
 
+// Receives the logits of every position of a prefill, a block of rows at a time:
+// logits [rows][vocab] of positions first .. first + rows - 1 (valid during the call only).
+// The blocks keep the memory bounded: 8192 positions of a 49152-token vocabulary would be
+// 1.6 GB at once.
+using LogitsFn = std::function<void(std::int64_t first, std::int64_t rows, const float* logits)>;
+
 struct PrefillHooks {
   LayerAttention* attention = nullptr;  // nullptr: dense
   CaptureFn capture;                    // empty: none
+  LogitsFn logits;                      // empty: only the last position's logits are computed
+  std::int64_t logits_from = 0;         // with `logits`: the first position that gets them
 };
 
 }  // namespace ls

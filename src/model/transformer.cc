@@ -6,8 +6,9 @@
 //   RoPE(q, k) with the layer's base;  a = attention(q, k, v) (local layers: sliding window)
 //   o = Wo·a;  [post-norm: o = RMSNorm(o)·post_attention_norm];  x += o
 //   h = RMSNorm(x)·ffn_norm;  f = Wdown·(act(Wgate·h) ⊙ Wup·h);  [post-norm: f = RMSNorm(f)·post_ffw_norm];  x += f
-// with x = embedding·embedding_scale in front and, for the last position only,
-// logits = lm_head·(RMSNorm(x)·output_norm) [soft-capped] at the end.
+// with x = embedding·embedding_scale in front and, for the last position (or every position,
+// in blocks of rows, for PrefillHooks::logits), logits = lm_head·(RMSNorm(x)·output_norm)
+// [soft-capped] at the end.
 #include "model/transformer.h"
 
 #include <fmt/ranges.h>
@@ -30,6 +31,10 @@ namespace {
 // activations beyond the residual stream and Q/K/V stay small; the weights are dequantized
 // per sub-chunk, which costs 1/kChunk of the product.
 constexpr std::int64_t kChunk = 512;
+
+// PrefillHooks::logits gets blocks of at most this many floats (64 MB): 341 rows of SmolLM2's
+// 49152-token vocabulary, 64 of Gemma 3's 262144.
+constexpr std::int64_t kLogitBlockFloats = std::int64_t(1) << 24;
 
 // A 2-D weight [rows][cols] (GGUF dims [cols, rows]), checked against the expected shape.
 struct Shape {
@@ -134,6 +139,25 @@ void Transformer::logits_of(const float* x, float* logits) {
   rms_norm(x, output_norm_, config_.embedding, config_.rms_eps, norm_.data());
   matmul_.run(lm_head_, norm_.data(), 1, logits, route_);
   if (config_.final_softcap > 0.0f) softcap(logits, config_.vocab, config_.final_softcap);
+}
+
+void Transformer::all_logits(std::int64_t m, std::int64_t p0, const PrefillHooks& hooks) {
+  const std::int64_t E = config_.embedding, V = config_.vocab;
+  const std::int64_t begin = std::clamp<std::int64_t>(hooks.logits_from - p0, 0, m);
+  if (begin == m) return;
+  // At most kChunk rows: norm_ holds that many.
+  const std::int64_t rows = std::clamp<std::int64_t>(kLogitBlockFloats / V, 1, std::min(m, kChunk));
+  logit_rows_.ensure(rows * V);
+  for (std::int64_t r0 = begin; r0 < m; r0 += rows) {
+    const std::int64_t n = std::min(rows, m - r0);
+    parallel_for(n, [&](std::int64_t t) {
+      rms_norm(x_.data() + (r0 + t) * E, output_norm_, E, config_.rms_eps, norm_.data() + t * E);
+    }, 16);
+    matmul_.run(lm_head_, norm_.data(), n, logit_rows_.data(), route_);
+    if (config_.final_softcap > 0.0f)
+      parallel_for(n, [&](std::int64_t t) { softcap(logit_rows_.data() + t * V, V, config_.final_softcap); }, 1);
+    hooks.logits(p0 + r0, n, logit_rows_.data());
+  }
 }
 
 void Transformer::project_qkv(int layer, std::int64_t t0, std::int64_t m, std::int64_t batch, std::int64_t p0,
@@ -313,6 +337,7 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
     for (std::int64_t c0 = 0; c0 < m; c0 += chunk) finish_layer(layer, c0, std::min(chunk, m - c0), m);
   }
   cache.set_size(p0 + m);
+  if (!decode_step && hooks.logits) all_logits(m, p0, hooks);
   logits_of(x_.data() + (m - 1) * E, logits);
   return stats;
 }

@@ -93,6 +93,9 @@ class Transformer {
   void finish_layer(int layer, std::int64_t t0, std::int64_t m, std::int64_t batch);
   void embed(std::int32_t token, float* out) const;
   void logits_of(const float* x, float* logits);
+  // hooks.logits for the batch's rows of x_ (positions p0 .. p0 + m - 1) from position
+  // hooks.logits_from on, in blocks of logit_rows_.
+  void all_logits(std::int64_t m, std::int64_t p0, const PrefillHooks& hooks);
 
   ModelConfig config_;
   std::vector<LayerWeights> layers_;
@@ -125,6 +128,7 @@ class Transformer {
   Buffer<float> proj_;     // [chunk][embedding]
   Buffer<float> gate_up_;  // [chunk][2 ffn]
   Buffer<float> hidden_;   // [chunk][ffn]
+  Buffer<float> logit_rows_;  // [logit block][vocab], only with PrefillHooks::logits
 };
 
 }  // namespace ls

@@ -304,6 +304,36 @@ TEST_F(Gemma3Synthetic, PrefillStatsSeparateThePlanBuilding) {
   EXPECT_DOUBLE_EQ(stats.estimate_ms, 2.5 * planning.calls);
 }
 
+// PrefillHooks::logits: every position from logits_from on, once and in order, matches the
+// teacher-forced reference; the last row is the logits prefill writes (up to sgemm's rounding
+// of a block of rows against one row); chunked prefill (-ub)
+// gives the same rows at their absolute positions.
+TEST_F(Gemma3Synthetic, EveryPositionLogitsMatchTheReference) {
+  const auto tokens = prompt(40);
+  const std::vector<Vec> expected = reference_logits(model_, tokens);
+  for (std::int64_t ubatch : {0, 13}) {
+    std::vector<std::int64_t> positions;
+    std::vector<std::vector<float>> rows;
+    PrefillHooks hooks;
+    hooks.logits_from = 12;
+    hooks.logits = [&](std::int64_t first, std::int64_t n, const float* logits) {
+      for (std::int64_t r = 0; r < n; ++r) {
+        positions.push_back(first + r);
+        rows.emplace_back(logits + r * kVocab, logits + (r + 1) * kVocab);
+      }
+    };
+    KvCache cache = transformer_->make_cache(kContext, KvType::F32, KvType::F32);
+    std::vector<float> last(kVocab);
+    transformer_->prefill(tokens, cache, last.data(), hooks, ubatch);
+    ASSERT_EQ(positions.size(), 28u) << "ubatch " << ubatch;
+    for (std::size_t i = 0; i < positions.size(); ++i) {
+      ASSERT_EQ(positions[i], 12 + std::int64_t(i)) << "ubatch " << ubatch;
+      EXPECT_LT(max_diff(rows[i], expected[positions[i]]), 2e-3) << "position " << positions[i];
+    }
+    for (int i = 0; i < kVocab; ++i) ASSERT_NEAR(rows.back()[i], last[i], 1e-5) << "ubatch " << ubatch;
+  }
+}
+
 TEST_F(Gemma3Synthetic, LocalLayersKeepOnlyTheirWindow) {
   KvCache cache = transformer_->make_cache(kContext);
   EXPECT_TRUE(cache.is_ring(0));
