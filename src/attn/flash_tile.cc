@@ -1,8 +1,9 @@
 // The SIMD tile engine behind flash_attention and plan_attention (see flash_tile.h).
 //
-// Highway with static dispatch: the kernels are compiled for the target the build flags
-// select (AVX-512 under -march=native on our machines; AVX2, SSE4 or scalar elsewhere), so
-// one source serves the fast path and the portable fallback.
+// Highway with dynamic dispatch (core/simd.h): the engine is compiled once per target (SSE4,
+// AVX2, AVX3 in the portable build) and every entry point below calls the best one the CPU
+// runs. The tile width, the row chunk and the scratch are per target: keys are packed with the
+// width of the target that runs, and attend_rows checks that it still is the same one.
 //
 // Per work item the engine keeps, in per-thread scratch,
 //   pointers to the Q rows (read in place; the softmax scale·log2(e) is folded into the
@@ -19,9 +20,9 @@
 // Fully masked (row chunk, tile) pairs are skipped.
 #include "attn/flash_tile.h"
 
-// Static dispatch only: with -march=native on AVX-512 machines Highway 1.0.3 picks a static
-// target (AVX3_DL) that its default dynamic-target list omits, which is a compile error.
-#define HWY_COMPILE_ONLY_STATIC 1
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "attn/flash_tile.cc"
+#include <hwy/foreach_target.h>  // re-includes this file once per target
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
@@ -33,11 +34,12 @@
 
 #include "core/parallel.h"
 
+HWY_BEFORE_NAMESPACE();
 namespace ls::detail {
+namespace HWY_NAMESPACE {
+namespace {
 
 namespace hn = hwy::HWY_NAMESPACE;
-
-namespace {
 
 using DF = hn::ScalableTag<float>;
 using DI = hn::RebindToSigned<DF>;
@@ -270,30 +272,20 @@ class TileRunner {
 
 }  // namespace
 
-int key_tile() { return kTile; }
+int KeyTile() { return kTile; }
 
-const char* simd_target() { return hwy::TargetName(HWY_TARGET); }
+const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
-PackedKeys::PackedKeys(const AttnInput& in) {
+// Fills packed [kv_heads][tiles][dim][kTile] (see PackedKeys).
+void PackKeys(const AttnInput& in, std::int64_t tiles, float* packed) {
   const AttnShape& s = in.shape;
-  tiles_ = (s.n_k + kTile - 1) / kTile;
-  tile_floats_ = std::int64_t(s.dim) * kTile;
-  thread_local Buffer<float> reused;
-  thread_local bool reused_taken = false;
-  if (!reused_taken) {
-    reused_taken = true;
-    taken_ = &reused_taken;
-    data_ = &reused;
-  } else {
-    data_ = &own_;
-  }
-  data_->ensure(std::size_t(s.kv_heads) * tiles_ * tile_floats_);
-  parallel_for(std::int64_t(s.kv_heads) * tiles_, [&](std::int64_t item) {
-    const int g = int(item / tiles_);
-    const std::int64_t t = item % tiles_;
-    float* dst = data_->data() + item * tile_floats_;  // [dim][kTile]
+  const std::int64_t tile_floats = std::int64_t(s.dim) * kTile;
+  parallel_for(std::int64_t(s.kv_heads) * tiles, [&](std::int64_t item) {
+    const int g = int(item / tiles);
+    const std::int64_t t = item % tiles;
+    float* dst = packed + item * tile_floats;  // [dim][kTile]
     if ((t + 1) * kTile <= s.n_k) {
-      // A full tile: gather each column of 16 keys (vector gathers beat scalar strided stores).
+      // A full tile: gather each column of kTile keys (vector gathers beat scalar strided stores).
       const DF df;
       const DI di;
       const float* k = in.k_row(g, t * kTile);
@@ -316,13 +308,13 @@ PackedKeys::PackedKeys(const AttnInput& in) {
   }, 8);
 }
 
-PackedKeys::~PackedKeys() {
-  if (taken_) *taken_ = false;
-}
-
-void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, int head_count,
-                 std::int64_t q_begin, std::int64_t q_end, std::span<const KeyInterval> intervals,
-                 std::span<const std::int32_t> columns, float* out, float* lse) {
+void AttendRows(const AttnInput& in, const PackedKeys& keys, int first_head, int head_count,
+                std::int64_t q_begin, std::int64_t q_end, std::span<const KeyInterval> intervals,
+                std::span<const std::int32_t> columns, float* out, float* lse) {
+  // Packed by this target's PackKeys, unless the target changed in between (another thread's
+  // force_isa): abort rather than read the tiles wrongly (an exception cannot leave the
+  // caller's parallel region).
+  HWY_ASSERT(keys.tile_keys() == kTile);
   const AttnShape& s = in.shape;
   const int dim = s.dim;
   const int kv = s.kv_head_of(first_head);
@@ -413,4 +405,49 @@ void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, in
   hwy::FlushStream();  // order the streaming stores before the caller (or another thread) reads
 }
 
+}  // namespace HWY_NAMESPACE
 }  // namespace ls::detail
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace ls::detail {
+
+HWY_EXPORT(KeyTile);
+HWY_EXPORT(TargetName);
+HWY_EXPORT(PackKeys);
+HWY_EXPORT(AttendRows);
+
+int key_tile() { return HWY_DYNAMIC_DISPATCH(KeyTile)(); }
+
+const char* simd_target() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+
+PackedKeys::PackedKeys(const AttnInput& in) {
+  const AttnShape& s = in.shape;
+  tile_keys_ = key_tile();
+  tiles_ = (s.n_k + tile_keys_ - 1) / tile_keys_;
+  tile_floats_ = std::int64_t(s.dim) * tile_keys_;
+  thread_local Buffer<float> reused;
+  thread_local bool reused_taken = false;
+  if (!reused_taken) {
+    reused_taken = true;
+    taken_ = &reused_taken;
+    data_ = &reused;
+  } else {
+    data_ = &own_;
+  }
+  data_->ensure(std::size_t(s.kv_heads) * tiles_ * tile_floats_);
+  HWY_DYNAMIC_DISPATCH(PackKeys)(in, tiles_, data_->data());
+}
+
+PackedKeys::~PackedKeys() {
+  if (taken_) *taken_ = false;
+}
+
+void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, int head_count,
+                 std::int64_t q_begin, std::int64_t q_end, std::span<const KeyInterval> intervals,
+                 std::span<const std::int32_t> columns, float* out, float* lse) {
+  HWY_DYNAMIC_DISPATCH(AttendRows)(in, keys, first_head, head_count, q_begin, q_end, intervals, columns, out, lse);
+}
+
+}  // namespace ls::detail
+#endif  // HWY_ONCE

@@ -13,14 +13,15 @@
 
 namespace ls::detail {
 
-// Keys per tile: four SIMD vectors (64 on AVX-512).
+// Keys per tile of the SIMD target that runs: four vectors (64 on AVX-512, 32 on AVX2).
 int key_tile();
-// Name of the SIMD target the kernels were compiled for (e.g. "AVX3_SPR", "AVX2").
+// Name of the Highway target the kernels run (core/simd.h), e.g. "AVX3", "AVX2", "SSE4".
 const char* simd_target();
 
 // K of every KV head packed tile by tile and transposed so the SIMD dimension runs over keys:
-// [kv_heads][tiles][dim][key_tile()], zero beyond n_k. O(n·d), built once per call into a
-// buffer the calling thread keeps between calls (fresh pages would cost more than packing).
+// [kv_heads][tiles][dim][tile_keys()], zero beyond n_k, tile_keys() = key_tile() when packed.
+// O(n·d), built once per call into a buffer the calling thread keeps between calls (fresh
+// pages would cost more than packing).
 class PackedKeys {
  public:
   explicit PackedKeys(const AttnInput& in);
@@ -32,8 +33,10 @@ class PackedKeys {
     return data_->data() + (std::int64_t(kv_head) * tiles_ + tile) * tile_floats_;
   }
   std::int64_t tiles() const { return tiles_; }
+  int tile_keys() const { return tile_keys_; }
 
  private:
+  int tile_keys_ = 0;
   std::int64_t tiles_ = 0;
   std::int64_t tile_floats_ = 0;
   Buffer<float>* data_ = nullptr;  // [kv_heads][tiles][dim][key_tile]: the thread's buffer or own_

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/simd.h"
 
 namespace ls {
 
@@ -62,6 +63,15 @@ std::atomic<int>& forced() {
   static std::atomic<int> isa{-1};
   return isa;
 }
+
+// The Highway kernels follow LONGSPARSE_ISA from their first call, whichever kernel runs
+// first; a bad value is reported by active_isa().
+[[maybe_unused]] const bool simd_follows_env = [] {
+  const char* env = std::getenv("LONGSPARSE_ISA");
+  Isa isa;
+  if (env && isa_from_name(env, &isa) && cpu_runs(isa)) limit_simd_targets(isa);
+  return true;
+}();
 
 }  // namespace
 
@@ -123,6 +133,7 @@ Isa force_isa(Isa isa) {
   LS_CHECK(cpu_runs(isa), "this CPU ({}) cannot run {} kernels", cpu_name(), isa_name(isa));
   const Isa previous = active_isa();
   forced().store(static_cast<int>(isa), std::memory_order_relaxed);
+  limit_simd_targets(isa);
   return previous;
 }
 

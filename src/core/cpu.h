@@ -2,10 +2,11 @@
 // AVX / AVX-512 register state, and for AMX granted the tile state), and the instruction
 // sets our own dispatched kernels are built for.
 //
-// Kernels that dispatch at run time (the int8 matmul today) are compiled once per `Isa` and
-// pick the best one this CPU runs, so one binary built on any x86-64 machine runs the best
-// path on each. LONGSPARSE_ISA=<name> in the environment (or force_isa) selects a lower one,
-// for tests and comparisons; naming one the CPU cannot run is an error.
+// The int8 matmul kernels are compiled once per `Isa` and pick the best one this CPU runs (the
+// Highway kernels dispatch the same way over Highway's targets: core/simd.h), so one binary
+// built on any x86-64 machine runs the best path on each. LONGSPARSE_ISA=<name> in the
+// environment (or force_isa) selects a lower one for both, for tests and comparisons; naming
+// one the CPU cannot run is an error.
 #pragma once
 
 #include <string>
@@ -38,8 +39,8 @@ bool cpu_runs(Isa isa);                         // whether this CPU (and OS) can
 Isa best_isa();                                 // the highest this CPU runs
 // The ISA the dispatched kernels use: best_isa(), or LONGSPARSE_ISA, or force_isa's.
 Isa active_isa();
-// Forces the kernels' ISA (for tests and benchmarks); an ISA the CPU cannot run is an error.
-// Returns the previous one.
+// Forces the kernels' ISA (for tests and benchmarks), and limits the Highway kernels to it
+// (limit_simd_targets); an ISA the CPU cannot run is an error. Returns the previous one.
 Isa force_isa(Isa isa);
 
 }  // namespace ls

@@ -1,8 +1,10 @@
-// Forward-pass operations (see ops.h).
+// Forward-pass operations (see ops.h). The element-wise kernels use Highway with dynamic
+// dispatch (core/simd.h); RMSNorm, soft-capping and RoPE are scalar.
 #include "model/ops.h"
 
-// Static dispatch only: compiled for the build machine (-march=native).
-#define HWY_COMPILE_ONLY_STATIC 1
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "model/ops.cc"
+#include <hwy/foreach_target.h>  // re-includes this file once per target
 #include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
 
@@ -12,18 +14,13 @@
 
 #include "core/error.h"
 
+HWY_BEFORE_NAMESPACE();
 namespace ls {
+namespace HWY_NAMESPACE {
 
 namespace hn = hwy::HWY_NAMESPACE;
 
-void rms_norm(const float* x, const float* weight, std::int64_t n, float eps, float* out) {
-  double sum = 0.0;
-  for (std::int64_t i = 0; i < n; ++i) sum += double(x[i]) * x[i];
-  const float scale = static_cast<float>(1.0 / std::sqrt(sum / double(n) + double(eps)));
-  for (std::int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
-}
-
-void silu_mul(const float* gate, const float* up, std::int64_t n, float* out) {
+void SiluMul(const float* gate, const float* up, std::int64_t n, float* out) {
   const hn::ScalableTag<float> d;
   const std::int64_t lanes = hn::Lanes(d);
   const auto one = hn::Set(d, 1.0f);
@@ -36,7 +33,7 @@ void silu_mul(const float* gate, const float* up, std::int64_t n, float* out) {
   for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
-void gelu_tanh_mul(const float* gate, const float* up, std::int64_t n, float* out) {
+void GeluTanhMul(const float* gate, const float* up, std::int64_t n, float* out) {
   const hn::ScalableTag<float> d;
   const std::int64_t lanes = hn::Lanes(d);
   const auto half = hn::Set(d, 0.5f), one = hn::Set(d, 1.0f), c = hn::Set(d, 0.7978845608f),
@@ -54,14 +51,45 @@ void gelu_tanh_mul(const float* gate, const float* up, std::int64_t n, float* ou
   }
 }
 
+void AddInplace(float* x, const float* y, std::int64_t n) {
+  const hn::ScalableTag<float> d;
+  const std::int64_t lanes = hn::Lanes(d);
+  std::int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) hn::StoreU(hn::Add(hn::LoadU(d, x + i), hn::LoadU(d, y + i)), d, x + i);
+  for (; i < n; ++i) x[i] += y[i];
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace ls
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace ls {
+
+HWY_EXPORT(SiluMul);
+HWY_EXPORT(GeluTanhMul);
+HWY_EXPORT(AddInplace);
+
+void rms_norm(const float* x, const float* weight, std::int64_t n, float eps, float* out) {
+  double sum = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) sum += double(x[i]) * x[i];
+  const float scale = static_cast<float>(1.0 / std::sqrt(sum / double(n) + double(eps)));
+  for (std::int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+void silu_mul(const float* gate, const float* up, std::int64_t n, float* out) {
+  HWY_DYNAMIC_DISPATCH(SiluMul)(gate, up, n, out);
+}
+
+void gelu_tanh_mul(const float* gate, const float* up, std::int64_t n, float* out) {
+  HWY_DYNAMIC_DISPATCH(GeluTanhMul)(gate, up, n, out);
+}
+
 void softcap(float* x, std::int64_t n, float cap) {
   for (std::int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
 }
 
-void add_inplace(float* x, const float* y, std::int64_t n) {
-#pragma omp simd
-  for (std::int64_t i = 0; i < n; ++i) x[i] += y[i];
-}
+void add_inplace(float* x, const float* y, std::int64_t n) { HWY_DYNAMIC_DISPATCH(AddInplace)(x, y, n); }
 
 void Rope::reserve(std::int64_t positions) {
   if (positions <= positions_) return;
@@ -121,3 +149,4 @@ void Rope::apply(float* x, int heads, int head_dim, std::int64_t position, bool 
 }
 
 }  // namespace ls
+#endif  // HWY_ONCE

@@ -1,14 +1,12 @@
-// Vector dequantization with Highway, statically compiled for the build target (the default
-// build is -march=native, so AVX-512 here). Each kernel walks a block in chunks of N ≤ 16
-// lanes: the quant bytes of a chunk are widened to int32 lanes, unpacked with shifts and masks,
-// converted to float and scaled. Same formulas and element order as quant.cc.
+// Vector dequantization with Highway, compiled once per target and dispatched at run time
+// (core/simd.h). Each kernel walks a block in chunks of N ≤ 16 lanes: the quant bytes of a
+// chunk are widened to int32 lanes, unpacked with shifts and masks, converted to float and
+// scaled. Same formulas and element order as quant.cc.
 #include "model/quant_simd.h"
 
-// Static dispatch only. (Highway 1.0.3's default policy also fails to compile with
-// -march=native on AVX3_DL machines: "best baseline should be included in dynamic targets".)
-#ifndef HWY_COMPILE_ONLY_STATIC
-#define HWY_COMPILE_ONLY_STATIC 1
-#endif
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "model/quant_simd.cc"
+#include <hwy/foreach_target.h>  // re-includes this file once per target
 #include <hwy/highway.h>
 
 #include <cstring>
@@ -16,7 +14,9 @@
 #include "core/half.h"
 #include "model/quant.h"
 
+HWY_BEFORE_NAMESPACE();
 namespace ls::simd {
+namespace HWY_NAMESPACE {
 namespace {
 
 namespace hn = hwy::HWY_NAMESPACE;
@@ -194,7 +194,7 @@ void q6_k(const void* src, float* y, std::int64_t n) {
 
 }  // namespace
 
-bool dequantize_row(GgmlType type, const void* src, float* dst, std::int64_t n) {
+bool DequantizeRow(GgmlType type, const void* src, float* dst, std::int64_t n) {
   switch (type) {
     case GgmlType::F16: f16(src, dst, n); return true;
     case GgmlType::BF16: bf16(src, dst, n); return true;
@@ -210,4 +210,18 @@ bool dequantize_row(GgmlType type, const void* src, float* dst, std::int64_t n) 
   }
 }
 
+}  // namespace HWY_NAMESPACE
 }  // namespace ls::simd
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace ls::simd {
+
+HWY_EXPORT(DequantizeRow);
+
+bool dequantize_row(GgmlType type, const void* src, float* dst, std::int64_t n) {
+  return HWY_DYNAMIC_DISPATCH(DequantizeRow)(type, src, dst, n);
+}
+
+}  // namespace ls::simd
+#endif  // HWY_ONCE

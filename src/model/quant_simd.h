@@ -1,4 +1,4 @@
-// Vector dequantization kernels (Highway, compiled for the build's target CPU). Internal to
+// Vector dequantization kernels (Highway, dispatched at run time: core/simd.h). Internal to
 // quant.cc: callers use ls::dequantize_row, which checks its arguments first.
 #pragma once
 

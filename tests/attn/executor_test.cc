@@ -8,6 +8,7 @@
 #include "attn/reference.h"
 #include "attn_test_util.h"
 #include "core/error.h"
+#include "simd_targets.h"
 
 namespace ls {
 namespace {
@@ -68,6 +69,28 @@ TEST(PlanExecutor, RandomPlansMatchReference) {
           << c.block_k << " " << ls::describe(plan);
     }
   }
+}
+
+// Block ranges, gathered columns (tiles of them partly filled) and sinks on every Highway
+// target the CPU runs, odd shapes.
+TEST(PlanExecutor, EverySimdTargetMatchesReference) {
+  const PlanCase cases[] = {
+      {make_shape(3, 1, 157, 157, 64), 1, 64, 64},
+      {make_shape(6, 2, 201, 233, 80, 70), 2, 32, 48},
+      {make_shape(4, 4, 99, 99, 128), 4, 50, 30},
+      {make_shape(2, 1, 70, 70, 48), 2, 7, 1},
+  };
+  testing::for_each_simd_target([&] {
+    std::uint64_t seed = 300;
+    for (const PlanCase& c : cases) {
+      RandomAttention data(c.shape, seed);
+      const Plan plan = random_plan(c.shape, c.row_heads, c.block_q, c.block_k, seed++);
+      std::vector<float> expected(data.out_size()), got(data.out_size(), -7.0f);
+      reference_plan_attention(data.in, plan, expected.data());
+      plan_attention(data.in, plan, got.data());
+      EXPECT_LT(max_abs_diff(expected, got), 2e-5) << testing::describe(c.shape) << " " << ls::describe(plan);
+    }
+  });
 }
 
 TEST(PlanExecutor, DensePlanGivesTheDenseKernelOutput) {

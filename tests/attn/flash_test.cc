@@ -2,11 +2,16 @@
 #include "attn/flash.h"
 
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
+#include "attn/flash_tile.h"
 #include "attn/reference.h"
 #include "attn_test_util.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/simd.h"
+#include "simd_targets.h"
 
 namespace ls {
 namespace {
@@ -60,6 +65,43 @@ TEST(FlashAttention, PeakySoftmaxIsStable) {
 
 TEST(FlashAttention, OtherHeadDimsUseTheGenericPath) {
   for (int dim : {16, 32, 80, 96, 144}) expect_matches_reference(make_shape(3, 1, 90, 90, dim), 30 + dim);
+}
+
+// Every Highway target the CPU runs (AVX3, AVX2, SSE4 on this machine in the portable
+// build): tile widths of 64, 32 and 16 keys against shapes that fill no tile, queries fewer
+// than keys, windows, GQA groups of 1, 3 and 4, and head dims that are not a multiple of the
+// four-vector column chunk.
+TEST(FlashAttention, EverySimdTargetMatchesReference) {
+  testing::for_each_simd_target([] {
+    EXPECT_EQ(detail::key_tile() % 16, 0);
+    std::uint64_t seed = 200;
+    for (int dim : {16, 48, 64, 80, 128}) {
+      expect_matches_reference(make_shape(3, 1, 37, 37, dim), seed++);
+      expect_matches_reference(make_shape(6, 2, 83, 211, dim, 45), seed++);
+      expect_matches_reference(make_shape(4, 4, 1, 97, dim), seed++);
+      expect_matches_reference(make_shape(8, 2, 131, 131, dim, 17), seed++);
+    }
+    expect_matches_reference(make_shape(2, 1, 150, 150, 64), seed++, 6.0f, 1e-4);  // peaky rows
+  });
+}
+
+// The kernels run the best target, and no better than AVX2 while the ISA is forced to avx2
+// (unless the build has only one target: LONGSPARSE_NATIVE).
+TEST(FlashAttention, SimdTargetFollowsTheForcedIsa) {
+  const std::vector<std::int64_t> all = simd_targets();
+  ASSERT_FALSE(all.empty());
+  EXPECT_STREQ(attention_simd_target(), simd_target_name(all.front()));
+  if (!cpu_runs(Isa::Avx2) || best_isa() == Isa::Avx2) GTEST_SKIP() << "no ISA between generic and the best";
+  const Isa previous = force_isa(Isa::Avx2);
+  const std::int64_t limited = simd_targets().front();
+  EXPECT_STREQ(attention_simd_target(), simd_target_name(limited));
+  if (all.size() > 1) {
+    EXPECT_GE(limited, HWY_AVX2) << simd_target_name(limited);  // larger bits: lesser targets
+  }
+  force_isa(Isa::Generic);
+  EXPECT_STREQ(attention_simd_target(), simd_target_name(simd_targets().front()));
+  force_isa(previous);
+  EXPECT_STREQ(attention_simd_target(), simd_target_name(all.front()));
 }
 
 TEST(FlashAttention, SameResultForAnyThreadCount) {

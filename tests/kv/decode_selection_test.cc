@@ -12,6 +12,7 @@
 #include "kv/decode_attention.h"
 #include "kv/kv_cache.h"
 #include "model/ops.h"
+#include "simd_targets.h"
 
 namespace ls {
 namespace {
@@ -137,6 +138,47 @@ TEST(GatherKernel, SparseSelectionMatchesReference) {
   set_num_threads(0);
 }
 
+// Every Highway target the CPU runs: dense and scattered selections over odd key counts
+// (chunks of 256 split in the middle of ranges), GQA groups of 1 and 3, head dims that leave a
+// vector tail (72, 40) or a single vector chunk, every element type.
+TEST(GatherKernel, EverySimdTargetMatchesReference) {
+  struct Case {
+    int G, heads, D;
+    std::int64_t n;
+  };
+  const Case cases[] = {{3, 9, 64, 701}, {1, 1, 72, 300}, {2, 2, 40, 257}, {1, 3, 96, 45}};
+  testing::for_each_simd_target([&] {
+    unsigned seed = 40;
+    for (const Case& c : cases) {
+      for (KvType type : {KvType::F32, KvType::F16, KvType::BF16, KvType::Q8_0}) {
+        if (type == KvType::Q8_0 && c.D % kQ8BlockSize != 0) continue;
+        KvCache cache = filled_cache(c.n, c.G, c.D, type, 0, seed++);
+        const auto q = normal_values(std::size_t(c.heads * c.D), seed++);
+        Selection dense, sparse;
+        dense.set_dense(c.G, c.n);
+        sparse.reset(c.G, c.n);
+        std::mt19937 rng(seed++);
+        for (int g = 0; g < c.G; ++g) {
+          for (int r = 0; r < 12; ++r) {
+            const std::int64_t b = rng() % c.n;
+            sparse.add(g, b, b + 1 + rng() % 90);
+          }
+          sparse.add(g, c.n - 1, c.n);
+        }
+        sparse.finish();
+        DecodeAttention attention;
+        std::vector<float> out(q.size());
+        for (const Selection* sel : {&dense, &sparse}) {
+          attention.run(cache, 0, q.data(), c.heads, *sel, 0.125f, out.data());
+          EXPECT_LT(max_abs_diff(out, reference(cache, 0, q, c.heads, *sel, 0.125f)), 2e-6)
+              << kv_type_name(type) << " G=" << c.G << " heads=" << c.heads << " D=" << c.D << " n=" << c.n
+              << (sel == &dense ? " dense" : " sparse");
+        }
+      }
+    }
+  });
+}
+
 // A ring layer: a selection of held positions across the wrap point.
 TEST(GatherKernel, RingLayerSelection) {
   const int G = 1, heads = 4, D = 32;
@@ -223,8 +265,9 @@ TEST(KvSummaries, IncrementalEqualsRebuilt) {
 }
 
 // The decode distance cap: keys more than `limit` behind the query score as if exactly
-// `limit` apart (query rotated to the cap, key rotation undone), the nearer ones as usual.
-TEST(GatherKernel, DistanceCapScoresFarKeysAtTheCap) {
+// `limit` apart (query rotated to the cap, key rotation undone), the nearer ones as usual; on
+// every Highway target.
+void expect_distance_cap_scores_far_keys_at_the_cap() {
   const int G = 1, heads = 2, D = 32;
   const std::int64_t n = 600, limit = 100;
   Rope rope(D, 10000.0);
@@ -271,6 +314,10 @@ TEST(GatherKernel, DistanceCapScoresFarKeysAtTheCap) {
   far.limit = n;
   attention.run(cache, 0, q.data(), heads, sel, 0.2f, loose.data(), far);
   EXPECT_EQ(plain, loose);
+}
+
+TEST(GatherKernel, DistanceCapScoresFarKeysAtTheCap) {
+  testing::for_each_simd_target([] { expect_distance_cap_scores_far_keys_at_the_cap(); });
 }
 
 }  // namespace

@@ -3,15 +3,19 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include "attn/reference.h"
 #include "core/error.h"
+#include "core/half.h"
 #include "kv/decode_attention.h"
 #include "kv/kv_cache.h"
 #include "kv/kv_type.h"
+#include "simd_targets.h"
 
 namespace ls {
 namespace {
@@ -66,6 +70,84 @@ TEST(KvType, RoundTripWithinEachTypesBound) {
     if (t == KvType::F32) EXPECT_EQ(worst, 0.0);
     else EXPECT_GT(worst, kv_type_rel_bound(t) / 8) << kv_type_name(t);
   }
+}
+
+// Encoding equals the scalar conversions of core/half.h (and ggml's q8_0 rounding) bit for bit
+// on every Highway target: ties, fp16 subnormals, overflow to inf, NaN payloads, -0, and row
+// lengths that leave a tail shorter than a vector.
+TEST(KvType, EverySimdTargetEncodesLikeTheScalarConversions) {
+  std::vector<float> x = normal_values(96 * 3, 12, 3.0f);
+  const std::uint32_t special_bits[] = {
+      0x00000000u, 0x80000000u, 0x00000001u, 0x33800000u, 0x33800001u, 0x337FFFFFu,  // 0, -0, tiny, 2^-24 ± ulp
+      0x38800000u, 0x387FFFFFu, 0x387FF000u, 0x3F801000u, 0x3F803000u, 0x3F802FFFu,  // smallest normal, f16 ties
+      0x477FE000u, 0x477FEFFFu, 0x477FF000u, 0x7F800000u, 0xFF800000u, 0x7F7FFFFFu,  // 65504, 65519.99, 65520, ±inf
+      0x7FC00001u, 0xFFA12345u, 0x7F800001u, 0x3F808000u, 0x3F818000u, 0x3F808001u,  // NaNs, bf16 ties
+      0xC0490FDBu, 0x3A83126Fu, 0xB8D1B717u, 0x47000000u};
+  for (std::size_t i = 0; i < std::size(special_bits); ++i) std::memcpy(&x[i * 7 % x.size()], &special_bits[i], 4);
+  testing::for_each_simd_target([&] {
+    for (int dim : {40, 96}) {
+      for (int r = 0; r < 3; ++r) {
+        const float* row = x.data() + r * 96;
+        std::vector<std::uint16_t> h(dim), b(dim);
+        kv_encode_row(KvType::F16, row, dim, h.data());
+        kv_encode_row(KvType::BF16, row, dim, b.data());
+        for (int i = 0; i < dim; ++i) {
+          ASSERT_EQ(h[i], fp32_to_fp16(row[i])) << "f16 of bits " << std::hex << std::bit_cast<std::uint32_t>(row[i]);
+          ASSERT_EQ(b[i], fp32_to_bf16(row[i])) << "bf16 of bits " << std::hex << std::bit_cast<std::uint32_t>(row[i]);
+        }
+      }
+    }
+    // q8_0 over finite values, as the scalar code of ggml's quantize_row_q8_0 does it.
+    const std::vector<float> y = normal_values(96, 13, 5.0f);
+    std::vector<std::uint8_t> q(kv_row_bytes(KvType::Q8_0, 96)), expected(q.size());
+    kv_encode_row(KvType::Q8_0, y.data(), 96, q.data());
+    for (int b0 = 0; b0 < 96; b0 += kQ8BlockSize) {
+      std::uint8_t* block = expected.data() + b0 / kQ8BlockSize * (2 + kQ8BlockSize);
+      float amax = 0.0f;
+      for (int i = 0; i < kQ8BlockSize; ++i) amax = std::max(amax, std::fabs(y[b0 + i]));
+      const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+      const std::uint16_t dh = fp32_to_fp16(d);
+      std::memcpy(block, &dh, 2);
+      for (int i = 0; i < kQ8BlockSize; ++i) block[2 + i] = std::uint8_t(std::int8_t(std::nearbyint(y[b0 + i] * id)));
+    }
+    EXPECT_EQ(q, expected);
+  });
+}
+
+// The vector conversions equal the scalar ones of core/half.h bit for bit on every Highway
+// target, for row lengths that leave a tail shorter than a vector.
+TEST(KvType, EverySimdTargetDecodesLikeTheScalarConversions) {
+  testing::for_each_simd_target([] {
+    for (int dim : {32, 40, 96}) {
+      const std::vector<float> x = normal_values(dim * 5, 11, 4.0f);
+      for (KvType t : kAllTypes) {
+        if (t == KvType::Q8_0 && dim % kQ8BlockSize != 0) continue;
+        const std::int64_t bytes = kv_row_bytes(t, dim);
+        std::vector<std::uint8_t> rows(bytes * 5);
+        for (int r = 0; r < 5; ++r) kv_encode_row(t, x.data() + r * dim, dim, rows.data() + r * bytes);
+        std::vector<float> got(dim * 5), expected(dim * 5);
+        kv_decode_rows(t, rows.data(), 5, dim, got.data());
+        for (int r = 0; r < 5; ++r) {
+          const std::uint8_t* row = rows.data() + r * bytes;
+          for (int i = 0; i < dim; ++i) {
+            float& e = expected[r * dim + i];
+            std::uint16_t h;
+            if (t == KvType::F32) {
+              std::memcpy(&e, row + 4 * i, 4);
+            } else if (t == KvType::Q8_0) {
+              const std::uint8_t* block = row + i / kQ8BlockSize * (2 + kQ8BlockSize);
+              std::memcpy(&h, block, 2);
+              e = fp16_to_fp32(h) * float(std::int8_t(block[2 + i % kQ8BlockSize]));
+            } else {
+              std::memcpy(&h, row + 2 * i, 2);
+              e = t == KvType::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
+            }
+          }
+        }
+        EXPECT_EQ(got, expected) << kv_type_name(t) << " dim " << dim;
+      }
+    }
+  });
 }
 
 TEST(KvCache, WritesLandAtTheirPositionsInEveryType) {

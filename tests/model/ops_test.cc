@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "model/generate.h"
+#include "simd_targets.h"
 
 namespace ls {
 namespace {
@@ -70,14 +71,28 @@ TEST(Ops, RopeIsExactAtFarPositions) {
   }
 }
 
-TEST(Ops, SiluMulMatchesFormula) {
-  std::vector<float> gate(37), up(37), out(37);
-  for (int i = 0; i < 37; ++i) gate[i] = -9.0f + 0.5f * i, up[i] = 0.25f * i - 3.0f;
-  silu_mul(gate.data(), up.data(), 37, out.data());
-  for (int i = 0; i < 37; ++i) {
-    double g = gate[i];
-    EXPECT_NEAR(out[i], g / (1.0 + std::exp(-g)) * up[i], 1e-5 * (1 + std::fabs(up[i] * g))) << i;
-  }
+// On every Highway target, with lengths that leave a tail shorter than a vector.
+TEST(Ops, ElementwiseKernelsMatchFormulasOnEverySimdTarget) {
+  testing::for_each_simd_target([] {
+    for (int n : {37, 64, 5}) {
+      std::vector<float> gate(n), up(n), out(n), sum(n);
+      for (int i = 0; i < n; ++i) gate[i] = -9.0f + 0.5f * i, up[i] = 0.25f * i - 3.0f;
+      silu_mul(gate.data(), up.data(), n, out.data());
+      for (int i = 0; i < n; ++i) {
+        double g = gate[i];
+        EXPECT_NEAR(out[i], g / (1.0 + std::exp(-g)) * up[i], 1e-5 * (1 + std::fabs(up[i] * g))) << i;
+      }
+      gelu_tanh_mul(gate.data(), up.data(), n, out.data());
+      for (int i = 0; i < n; ++i) {
+        double x = gate[i];
+        double gelu = 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+        EXPECT_NEAR(out[i], gelu * up[i], 1e-5 * (1 + std::fabs(up[i] * x))) << i;
+      }
+      sum = gate;
+      add_inplace(sum.data(), up.data(), n);
+      for (int i = 0; i < n; ++i) EXPECT_EQ(sum[i], gate[i] + up[i]) << i;
+    }
+  });
 }
 
 TEST(FitPrompt, KeepsOrCutsAsAsked) {
@@ -89,7 +104,7 @@ TEST(FitPrompt, KeepsOrCutsAsAsked) {
     fit_prompt(prompt, 6, Truncation::None);
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_THAT(e.what(), testing::HasSubstr("--truncate"));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("--truncate"));
   }
   EXPECT_THROW(fit_prompt(prompt, 0, Truncation::Left), Error);
   EXPECT_EQ(parse_truncation("middle"), Truncation::Middle);
