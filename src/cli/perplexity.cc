@@ -17,6 +17,7 @@
 
 #include "cli/command.h"
 #include "cli/eval_model.h"
+#include "cli/prefill_capture.h"
 #include "cli/runtime.h"
 #include "core/error.h"
 #include "core/memory.h"
@@ -45,15 +46,6 @@ struct PerplexityOptions {
   std::string policy;        // per-layer / per-head profile file
   CacheOptions cache;        // -ctk, -ctv, -ub
 };
-
-std::string read_text(const std::string& path) {
-  LS_CHECK(std::filesystem::is_regular_file(path), "cannot read text file '{}': no such file", path);
-  std::ifstream in(path, std::ios::binary);
-  LS_CHECK(in, "cannot read text file '{}'", path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // null for NaN and infinities, which JSON cannot hold.
 nlohmann::json number_or_null(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }

@@ -25,15 +25,6 @@ namespace {
 // the hook outside any parallel region, so unwinding from it is safe.
 struct StopPrefill {};
 
-std::string read_text(const std::string& path) {
-  LS_CHECK(!path.empty(), "give the text with -f FILE");
-  LS_CHECK(std::filesystem::is_regular_file(path), "text file '{}' does not exist or is not a file", path);
-  std::ifstream in(path, std::ios::binary);
-  LS_CHECK(in, "cannot read text file '{}'", path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 }  // namespace
 
@@ -92,6 +83,16 @@ CaptureRun run_prefill_capture(const PromptOptions& o, const ModelCheck& check, 
   }
   run.prefill_ms = timer.ms();
   return run;
+}
+
+std::string read_text(const std::string& path) {
+  LS_CHECK(!path.empty(), "give the text with -f FILE");
+  LS_CHECK(std::filesystem::is_regular_file(path), "text file '{}' does not exist or is not a file", path);
+  std::ifstream in(path, std::ios::binary);
+  LS_CHECK(in, "cannot read text file '{}'", path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace ls::cli

@@ -24,6 +24,9 @@ struct PromptOptions {
   int threads = 0;           // 0: all cores
 };
 
+// The whole of a text file (-f), as bytes; a missing or unreadable file is a clear error.
+std::string read_text(const std::string& path);
+
 // Adds -m, -f, -c, --chat, --truncate, -t to a subcommand.
 void add_prompt_options(CLI::App& app, PromptOptions& options);
 
