@@ -6,7 +6,10 @@ SAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build model models demo test test-asan bench clean
+VENV ?= build-venv
+PY_BUILD ?= build-python
+
+.PHONY: all deps build model models demo test test-asan bench clean python
 
 all: build
 
@@ -31,8 +34,18 @@ models: deps
 demo: build model
 	scripts/demo-eval.sh $(BUILD) demo-eval
 
-test: build models
+# The Python package (pyproject.toml) in a virtual environment: build tools, numpy and pytest
+# from PyPI, the package built in $(PY_BUILD) (kept, so a rebuild is incremental).
+$(VENV)/bin/python: | deps
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q scikit-build-core nanobind numpy pytest
+
+python: deps $(VENV)/bin/python
+	$(VENV)/bin/pip install -q --no-build-isolation --config-settings=build-dir=$(PY_BUILD) .
+
+test: build models python
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	LONGSPARSE_CLI=$(abspath $(BUILD))/longsparse OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/python -m pytest -q python/tests
 
 # The tests under AddressSanitizer + UndefinedBehaviorSanitizer (debug-friendly, slower). The
 # llama.cpp reference test (the whole forward pass on five prompts, minutes under ASan) is left
@@ -51,7 +64,7 @@ bench: build
 	bench/attention.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(SAN_BUILD)
+	rm -rf $(BUILD) $(SAN_BUILD) $(PY_BUILD) $(VENV)
 
 # libFuzzer run of the GGUF reader (clang, ASan + UBSan): builds into build-fuzz and fuzzes for
 # FUZZ_TIME seconds from the seed corpus fuzz/corpus/gguf; new inputs go to build-fuzz/corpus,

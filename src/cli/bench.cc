@@ -251,20 +251,24 @@ void setup_bench(CLI::App& app) {
       ->capture_default_str();
   auto qkv = std::make_shared<std::string>();
   auto check = std::make_shared<bool>(false);
+  auto save_plan = std::make_shared<std::string>();
   attention->add_option("--qkv", *qkv, "Run on a captured layer directory (longsparse capture) instead of random "
                         "inputs; --plan may then list several specs separated by ';'");
   attention->add_flag("--check", *check, "With --qkv: measure recall and rel_err on sampled rows");
-  attention->callback([opt, qkv, check, attention] {
+  attention->add_option("--save-plan", *save_plan,
+                        "With --qkv and one --plan: write the plan's CSR form to FILE.npz (docs/capture.md)");
+  attention->callback([opt, qkv, check, save_plan, attention] {
     if (!qkv->empty())
       for (const char* name : {"--n", "--heads", "--kv-heads", "--dim", "--window", "--compare-dense", "--roofline"})
         LS_CHECK(attention->get_option(name)->count() == 0,
                  "{} does not apply with --qkv: the shape comes from the capture and dense is always timed", name);
     if (qkv->empty()) {
       LS_CHECK(!*check, "--check needs --qkv (use --quality N on synthetic inputs)");
+      LS_CHECK(save_plan->empty(), "--save-plan needs --qkv (plans are saved for a captured layer)");
       run_attention_bench(*opt);
       return;
     }
-    run_qkv_bench({*qkv, opt->plan, *check, opt->quality_rows, opt->threads, opt->repeat, opt->json});
+    run_qkv_bench({*qkv, opt->plan, *check, opt->quality_rows, opt->threads, opt->repeat, opt->json, *save_plan});
   });
   setup_bench_decode(app);
 }

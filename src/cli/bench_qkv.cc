@@ -19,6 +19,7 @@
 
 #include "attn/analysis.h"
 #include "attn/flash.h"
+#include "attn/plan_io.h"
 #include "cli/bench_plans.h"
 #include "cli/command.h"
 #include "core/buffer.h"
@@ -129,6 +130,7 @@ void run_qkv_bench(const QkvBenchOptions& o) {
   LS_CHECK(o.repeat > 0, "--repeat must be positive, got {}", o.repeat);
   LS_CHECK(o.quality_rows >= 0, "--quality must be >= 0, got {}", o.quality_rows);
   const std::vector<std::string> specs = split_specs(o.plans);
+  LS_CHECK(o.save_plan.empty() || specs.size() == 1, "--save-plan saves one plan, but --plan lists {}", specs.size());
   const QkvCapture capture = load_capture(o.dir);
   const AttnShape& shape = capture.shape;
   const AttnInput in{capture.q.data.data(), capture.k.data.data(), capture.v.data.data(), shape};
@@ -157,6 +159,10 @@ void run_qkv_bench(const QkvBenchOptions& o) {
       const double attn_ms = median(times_of(o.repeat, [&] { plan_attention(in, built.plan, out.data()); }));
       r["plan"] = built.spec;
       r["density"] = density(built.plan, shape.window);
+      if (!o.save_plan.empty()) {
+        save_plan(built.plan, o.save_plan, {built.spec, capture.layer, shape.window});
+        r["saved_plan"] = o.save_plan;
+      }
       if (o.check) {
         const PlanQuality quality = measure_plan(in, built.plan, out.data(), rows, 1);
         r["recall"] = quality.recall;

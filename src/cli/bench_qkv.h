@@ -29,6 +29,7 @@ struct QkvBenchOptions {
   int threads = 2;
   int repeat = 3;
   bool json = false;         // one JSON object per plan, one per line
+  std::string save_plan;     // with one spec: write its plan here (.npz, attn/plan_io.h)
 };
 
 void run_qkv_bench(const QkvBenchOptions& options);

@@ -23,6 +23,13 @@ std::vector<Command>& commands();
 // Exit status a subcommand callback sets (0 by default).
 int& exit_status();
 
+// Parses argv (argv[0] is the program name) into one subcommand and runs it: llama.cpp's
+// multi-letter short flags (-ctk, -ctv, -ub) are accepted, and the return value is the exit
+// status. Errors are printed as "longsparse: error: ..." and give 1, unless `rethrow`: then
+// ls::Error and other exceptions propagate to the caller (the Python module turns them into
+// Python exceptions); `--help` and parse errors still print and return CLI11's status.
+int run_cli(int argc, char** argv, bool rethrow = false);
+
 #define LS_REGISTER_COMMAND(name, help, setup)                                     \
   static const bool ls_command_registered_##name = [] {                           \
     ::ls::cli::commands().push_back({#name, help, setup});                        \

@@ -13,20 +13,6 @@
 #include "core/cpu.h"
 #include "core/error.h"
 
-namespace ls::cli {
-
-std::vector<Command>& commands() {
-  static std::vector<Command> all;
-  return all;
-}
-
-int& exit_status() {
-  static int status = 0;
-  return status;
-}
-
-}  // namespace ls::cli
-
 namespace {
 
 // What the libraries read from the environment when they load (before main), set by
@@ -122,39 +108,9 @@ void prepare_environment(char** argv) {
   execv("/proc/self/exe", argv);  // returns only on failure; then carry on as we are
 }
 
-// llama.cpp's short flags with more than one letter, which CLI11 cannot declare, become their
-// long forms before parsing.
-void expand_llama_cpp_flags(int argc, char** argv) {
-  static char ctk[] = "--cache-type-k", ctv[] = "--cache-type-v", ub[] = "--ubatch";
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "-ctk") argv[i] = ctk;
-    else if (arg == "-ctv") argv[i] = ctv;
-    else if (arg == "-ub") argv[i] = ub;
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   prepare_environment(argv);
-  expand_llama_cpp_flags(argc, argv);
-  CLI::App app{"longsparse: long-context LLM inference with training-free sparse attention", "longsparse"};
-  app.require_subcommand(1);
-  app.set_version_flag("--version", "longsparse 0.1.0");
-  auto& all = ls::cli::commands();
-  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-  for (const auto& command : all) command.setup(*app.add_subcommand(command.name, command.help));
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  } catch (const ls::Error& e) {
-    std::fprintf(stderr, "longsparse: error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "longsparse: error: %s\n", e.what());
-    return 1;
-  }
-  return ls::cli::exit_status();
+  return ls::cli::run_cli(argc, argv);
 }

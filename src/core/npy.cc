@@ -17,25 +17,28 @@ std::int64_t NpyArray::elements() const {
   return n;
 }
 
-void write_npy(const std::string& path, const float* data, const std::vector<std::int64_t>& shape) {
+std::string npy_header(const std::string& descr, const std::vector<std::int64_t>& shape) {
   std::string dims;
+  for (std::int64_t d : shape) dims += std::to_string(d) + ", ";
+  if (shape.size() > 1) dims.resize(dims.size() - 1);  // "(3, 4,)"; "(3, )"; "()"
+  std::string dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (" + dims + "), }";
+  // magic(6) + version(2) + header_len(2) + dict + '\n', padded to a multiple of 64.
+  const std::size_t total = 10 + dict.size() + 1;
+  dict.append((64 - total % 64) % 64, ' ');
+  dict.push_back('\n');
+  LS_CHECK(dict.size() <= 0xffff, "npy header of {} bytes is too long", dict.size());
+  std::string header = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<char>(dict.size() & 0xff),
+                        static_cast<char>(dict.size() >> 8)};
+  return header + dict;
+}
+
+void write_npy(const std::string& path, const float* data, const std::vector<std::int64_t>& shape) {
   std::int64_t elements = 1;
-  for (std::int64_t d : shape) {
-    dims += std::to_string(d) + ", ";
-    elements *= d;
-  }
-  if (shape.size() > 1) dims.resize(dims.size() - 1);  // "(3, 4)" but "(3,)"
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
-  // magic(6) + version(2) + header_len(2) + header + '\n', padded to a multiple of 64.
-  std::size_t total = 10 + header.size() + 1;
-  header.append((64 - total % 64) % 64, ' ');
-  header.push_back('\n');
+  for (std::int64_t d : shape) elements *= d;
+  const std::string header = npy_header("<f4", shape);
   std::FILE* f = std::fopen(path.c_str(), "wb");
   LS_CHECK(f, "cannot write '{}'", path);
-  const unsigned char preamble[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
-                                      static_cast<unsigned char>(header.size() & 0xff),
-                                      static_cast<unsigned char>(header.size() >> 8)};
-  bool ok = std::fwrite(preamble, 1, 10, f) == 10 && std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
+  bool ok = std::fwrite(header.data(), 1, header.size(), f) == header.size() &&
             std::fwrite(data, sizeof(float), std::size_t(elements), f) == std::size_t(elements);
   ok = (std::fclose(f) == 0) && ok;
   LS_CHECK(ok, "failed writing '{}'", path);

@@ -16,6 +16,10 @@ struct NpyArray {
   std::int64_t elements() const;
 };
 
+// The header of a version 1.0 .npy file (magic, version, length, dict, padding to 64 bytes)
+// for an array of dtype `descr` ('<f4', '<i8', '<U12', ...) and `shape` in C order.
+std::string npy_header(const std::string& descr, const std::vector<std::int64_t>& shape);
+
 // Writes data[product(shape)] as '<f4'. Throws ls::Error on I/O failure.
 void write_npy(const std::string& path, const float* data, const std::vector<std::int64_t>& shape);
 
