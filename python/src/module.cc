@@ -143,6 +143,7 @@ struct PyPlan {
   std::string spec;
   int layer = -1;
   std::int64_t window = 0;
+  double scale = 0.0;  // the softmax scale it was built with (0: 1/sqrt(dim)); quality() uses it
 };
 
 void check_plan_fits(const PyPlan& p, const ls::AttnShape& shape) {
@@ -156,9 +157,7 @@ void check_plan_fits(const PyPlan& p, const ls::AttnShape& shape) {
 
 nb::dict csr_of(const PyPlan& p) {
   const ls::Plan& plan = p.plan;
-  std::vector<std::int32_t> ranges;
-  ranges.reserve(plan.ranges.size() * 2);
-  for (const ls::BlockRange& r : plan.ranges) ranges.push_back(r.begin), ranges.push_back(r.end);
+  const std::vector<std::int32_t> ranges = ls::flat_ranges(plan);
   nb::dict d;
   d["heads"] = plan.heads;
   d["row_heads"] = plan.row_heads;
@@ -270,7 +269,7 @@ class PyMethod {
       p.plan = method_->build_plan(a.input(), ls::PlanContext{layer});
     }
     ls::validate(p.plan);
-    p.spec = method_->spec(), p.layer = layer, p.window = window;
+    p.spec = method_->spec(), p.layer = layer, p.window = window, p.scale = scale;
     return p;
   }
 
@@ -312,7 +311,7 @@ nb::object attention(nb::handle q, nb::handle k, nb::handle v, bool causal, std:
 
 nb::dict quality(const PyPlan& p, nb::handle q, nb::handle k, nb::handle v, int rows, std::uint64_t seed) {
   if (rows < 1) throw nb::value_error("rows must be positive");
-  const QkvArrays a = qkv_arrays(q, k, v, p.window, 0.0);
+  const QkvArrays a = qkv_arrays(q, k, v, p.window, p.scale);
   check_plan_fits(p, a.shape);
   ls::PlanQuality result;
   {
@@ -393,11 +392,7 @@ class PyModel {
     const std::string prefill_spec = prefill == "dense" ? "" : prefill;
     std::unique_ptr<ls::SparsePrefill> sparse =
         ls::cli::make_sparse_prefill(prefill_spec, policy, dense_layers, config.layers, config.heads);
-    std::unique_ptr<ls::DecodeSelector> selector;
-    if (!decode.empty() && decode != "dense") selector = ls::MethodRegistry::instance().make_decode(decode);
-    if (selector && selector->budget() >= ctx)
-      throw ls::Error(fmt::format("decode {}: a budget of {} keys is not smaller than the context of {} tokens",
-                                  decode, selector->budget(), ctx));
+    std::unique_ptr<ls::DecodeSelector> selector = ls::cli::make_decode_selector(decode, ctx);
     ls::GenerateResult result;
     ls::KvCache cache = model_->make_cache(ctx, key_type, value_type);
     {
@@ -410,27 +405,10 @@ class PyModel {
       options.decode = selector.get();
       result = ls::generate(*model_, *tokenizer_, fitted, cache, options);
     }
-    nb::dict d;
-    d["text"] = result.text;
-    d["tokens"] = result.tokens;
-    d["prompt_tokens"] = result.prompt_tokens;
-    d["stopped_at_end"] = result.stopped_at_end;
-    d["prefill_ms"] = result.prefill_ms;
-    d["prefill_tok_s"] = result.prefill_tok_s();
-    d["prefill_attention_ms"] = result.attention_ms;
-    d["prefill_estimate_ms"] = result.estimate_ms;
-    d["prefill_method"] = sparse ? sparse->policy().describe() : std::string("dense");
-    d["prefill_mean_density"] = sparse ? sparse->mean_density() : 1.0;
-    d["decode_tokens"] = result.decode_tokens;
-    d["decode_ms"] = result.decode_ms;
-    d["decode_tok_s"] = result.decode_tok_s();
-    d["decode_method"] = selector ? selector->spec() : std::string("dense");
-    d["decode_keys_attended"] = result.keys_attended_per_head();
-    d["decode_kv_bytes_per_token"] = result.kv_bytes_per_token();
-    d["kv_bytes"] = cache.bytes_used();
-    d["kv_summary_bytes"] = cache.summary_bytes();
-    d["threads"] = ls::num_threads();
-    return d;
+    // run --json's fields, through Python's json module (nested kernels included).
+    const nlohmann::json fields = ls::cli::generation_json(result, cache, config, sparse.get(), selector.get());
+    return nb::cast<nb::dict>(nb::module_::import_("json").attr("loads")(fields.dump(-1, ' ', false,
+                                                                                    nlohmann::json::error_handler_t::replace)));
   }
 
   nb::dict capture(const std::string& text, const std::vector<int>& layers, bool chat) {

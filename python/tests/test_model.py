@@ -60,7 +60,7 @@ def test_capture_equals_the_cli_capture(smollm2, capture_dir):
 
 def test_eval_and_report_run_the_cli_code(tmp_path):
     tasks = longsparse.eval.gen("passkey", 600, samples=2, model="smollm2", seed=4)
-    assert len(tasks) == 2 and all("prompt" in t or "input" in t or t for t in tasks)
+    assert len(tasks) == 2 and all(t["task"] == "passkey" and t["input"] and t["answers"] for t in tasks)
     out = tmp_path / "results.jsonl"
     rows = longsparse.eval.run(tasks, "smollm2", out=str(out), prefill="dense")
     assert len(rows) == 2 and all("score" in r for r in rows)

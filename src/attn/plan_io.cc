@@ -1,10 +1,15 @@
 #include "attn/plan_io.h"
 
-#include <vector>
-
 #include "core/npz.h"
 
 namespace ls {
+
+std::vector<std::int32_t> flat_ranges(const Plan& plan) {
+  std::vector<std::int32_t> flat;
+  flat.reserve(plan.ranges.size() * 2);
+  for (const BlockRange& r : plan.ranges) flat.push_back(r.begin), flat.push_back(r.end);
+  return flat;
+}
 
 void save_plan(const Plan& plan, const std::string& path, const PlanFileInfo& info) {
   validate(plan);
@@ -22,10 +27,7 @@ void save_plan(const Plan& plan, const std::string& path, const PlanFileInfo& in
   npz.add_scalar("window", info.window);
   npz.add_scalar("density", density(plan, info.window));
   npz.add("range_offsets", plan.range_offsets);
-  std::vector<std::int32_t> ranges;
-  ranges.reserve(plan.ranges.size() * 2);
-  for (const BlockRange& r : plan.ranges) ranges.push_back(r.begin), ranges.push_back(r.end);
-  npz.add("ranges", ranges, {std::int64_t(plan.ranges.size()), 2});
+  npz.add("ranges", flat_ranges(plan), {std::int64_t(plan.ranges.size()), 2});
   npz.add("column_offsets", plan.column_offsets);
   npz.add("columns", plan.columns);
   npz.write(path);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "attn/plan.h"
 
@@ -19,6 +20,9 @@ struct PlanFileInfo {
   int layer = -1;           // the model layer it was built for, or -1
   std::int64_t window = 0;  // the attention window the density counts within (0: none)
 };
+
+// The plan's ranges as [begin, end) pairs, row-major [ranges][2]: the file's `ranges` member.
+std::vector<std::int32_t> flat_ranges(const Plan& plan);
 
 // Validates the plan and writes it. Throws ls::Error on an invalid plan or an I/O failure.
 void save_plan(const Plan& plan, const std::string& path, const PlanFileInfo& info = {});

@@ -26,8 +26,9 @@ int& exit_status();
 // Parses argv (argv[0] is the program name) into one subcommand and runs it: llama.cpp's
 // multi-letter short flags (-ctk, -ctv, -ub) are accepted, and the return value is the exit
 // status. Errors are printed as "longsparse: error: ..." and give 1, unless `rethrow`: then
-// ls::Error and other exceptions propagate to the caller (the Python module turns them into
-// Python exceptions); `--help` and parse errors still print and return CLI11's status.
+// exceptions propagate to the caller (the Python module turns them into Python exceptions),
+// a flag CLI11 rejects as an ls::Error with its message; `--help` and `--version` still print
+// and return 0.
 int run_cli(int argc, char** argv, bool rethrow = false);
 
 #define LS_REGISTER_COMMAND(name, help, setup)                                     \

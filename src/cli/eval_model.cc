@@ -118,11 +118,7 @@ class ModelGenerator : public eval::Generator {
         selectors_.push_back(nullptr);
         continue;
       }
-      selectors_.push_back(MethodRegistry::instance().make_decode(decode));
-      const std::int64_t context = model.llama->config().context_length;
-      LS_CHECK(selectors_.back()->budget() < context,
-               "--decode {}: a budget of {} keys is not smaller than the model's context of {} tokens", decode,
-               selectors_.back()->budget(), context);
+      selectors_.push_back(make_decode_selector(decode, model.llama->config().context_length));
     }
     Policy policy(methods.prefill.empty() ? "dense" : methods.prefill);
     if (!methods.dense_layers.empty()) policy.set_dense_layers(parse_layer_list(methods.dense_layers));
@@ -303,6 +299,16 @@ std::unique_ptr<SparsePrefill> make_sparse_prefill(const std::string& prefill, c
     layer_policy.set_profile(std::move(profile));
   }
   return std::make_unique<SparsePrefill>(std::move(layer_policy));
+}
+
+std::unique_ptr<DecodeSelector> make_decode_selector(const std::string& decode, std::int64_t context) {
+  if (decode.empty() || decode == "dense") return nullptr;
+  std::unique_ptr<DecodeSelector> selector = MethodRegistry::instance().make_decode(decode);
+  LS_CHECK(selector->budget() < context,
+           "--decode {}: a budget of {} keys is not smaller than the context of {} tokens, so every key would be "
+           "attended; lower the budget or use dense",
+           decode, selector->budget(), context);
+  return selector;
 }
 
 std::int64_t trained_context(const std::string& model, std::string* name) {

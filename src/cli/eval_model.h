@@ -13,6 +13,7 @@
 #include "eval/runner.h"
 
 namespace ls {
+class DecodeSelector;
 class SparsePrefill;
 }
 
@@ -35,6 +36,11 @@ bool caps_distance(const std::string& prefill, const std::string& policy, const 
 // --policy are empty (dense). Checks that the dense layers exist and the profile fits.
 std::unique_ptr<SparsePrefill> make_sparse_prefill(const std::string& prefill, const std::string& policy,
                                                    const std::string& dense_layers, int layers, int heads);
+
+// The decode selector of a --decode spec for a cache of `context` tokens; nullptr for "" and
+// "dense". A budget that is not smaller than the context (every key would be attended) is an
+// error.
+std::unique_ptr<DecodeSelector> make_decode_selector(const std::string& decode, std::int64_t context);
 
 // The context a model was trained to (0 for "approx" and "oracle"), and its name.
 std::int64_t trained_context(const std::string& model, std::string* name = nullptr);

@@ -97,12 +97,7 @@ void run(const RunOptions& o) {
   std::unique_ptr<SparsePrefill> sparse =
       make_sparse_prefill(o.prefill, o.policy, o.dense_layers, config.layers, config.heads);
 
-  std::unique_ptr<DecodeSelector> selector;
-  if (!o.decode.empty() && o.decode != "dense") selector = MethodRegistry::instance().make_decode(o.decode);
-  LS_CHECK(!selector || selector->budget() < context,
-           "--decode {}: a budget of {} keys is not smaller than the context of {} tokens, so every key would be "
-           "attended; lower the budget or use dense",
-           o.decode, selector->budget(), context);
+  std::unique_ptr<DecodeSelector> selector = make_decode_selector(o.decode, context);
 
   KvCache cache = model.make_cache(context, key_type, value_type);
   GenerateOptions options;
@@ -118,40 +113,9 @@ void run(const RunOptions& o) {
   });
 
   if (o.json) {
-    nlohmann::json out = {
-        {"text", result.text},
-        {"prompt_tokens", result.prompt_tokens},
-        {"prompt_truncated", prompt.size() != encoded.size()},
-        {"tokens", result.tokens},
-        {"stopped_at_end", result.stopped_at_end},
-        {"prefill_ms", result.prefill_ms},
-        {"prefill_tok_s", result.prefill_tok_s()},
-        {"prefill_attention_ms", result.attention_ms},
-        {"decode_tokens", result.decode_tokens},
-        {"decode_ms", result.decode_ms},
-        {"decode_tok_s", result.decode_tok_s()},
-        {"kv_bytes", cache.bytes_used()},
-        {"kv_summary_bytes", cache.summary_bytes()},
-        {"decode_method", selector ? selector->spec() : "dense"},
-        {"decode_budget", selector ? selector->budget() : 0},
-        {"decode_keys_attended", result.keys_attended_per_head()},
-        {"decode_kv_bytes_per_token", result.kv_bytes_per_token()},
-        {"decode_attention_ms", result.decode_stats.attention_ms},
-        {"decode_select_ms", result.decode_stats.select_ms},
-        {"kv_bytes_allocated", cache.bytes_allocated()},
-        {"cache_type_k", kv_type_name(key_type)},
-        {"cache_type_v", kv_type_name(value_type)},
-        {"ubatch", o.cache.ubatch},
-        {"layer_pattern", config.layer_pattern()},
-        {"prefill_layers", sparse ? nlohmann::json(config.global_layers()) : nlohmann::json::array()},
-        {"prefill_method", sparse ? sparse->policy().describe() : "dense"},
-        {"prefill_estimate_ms", result.estimate_ms},
-        {"prefill_estimate_precision", sparse ? nlohmann::json(estimate::score_precision()) : nlohmann::json()},
-        {"prefill_mean_density", sparse ? sparse->mean_density() : 1.0},
-        {"threads", num_threads()},
-        {"kernels", kernels_json()},
-        {"peak_rss_bytes", peak_rss_bytes()},
-    };
+    nlohmann::json out = generation_json(result, cache, config, sparse.get(), selector.get());
+    out["prompt_truncated"] = prompt.size() != encoded.size();
+    out["ubatch"] = o.cache.ubatch;
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
   }

@@ -6,6 +6,14 @@
 
 #include <string>
 
+namespace ls {
+class DecodeSelector;
+class KvCache;
+class SparsePrefill;
+struct GenerateResult;
+struct ModelConfig;
+}  // namespace ls
+
 namespace ls::cli {
 
 // -t: 0 means every core this process may run on; more than that is capped to it with a
@@ -19,5 +27,12 @@ int apply_threads(int requested);
 nlohmann::json kernels_json();
 // One line for summaries: "cpu AMD EPYC; matmul int8 avx512-vnni; attention AVX3_ZEN4; ...".
 std::string kernels_line();
+
+// The fields of `run --json` about one generation: text and tokens, prefill and decode timings,
+// the methods that ran (null `sparse` / `selector`: dense), the cache's types and bytes, the
+// layer pattern, threads, kernels and peak RSS. The Python module's Model.generate returns
+// the same object.
+nlohmann::json generation_json(const GenerateResult& result, const KvCache& cache, const ModelConfig& config,
+                               const SparsePrefill* sparse, const DecodeSelector* selector);
 
 }  // namespace ls::cli
