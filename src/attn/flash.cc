@@ -33,11 +33,12 @@ int heads_per_item(int heads, std::int64_t block, int dim) {
   return 1;
 }
 
-}  // namespace
-
-void flash_attention(const AttnInput& in, float* out) {
-  check_attention_input(in, out);
+// The dense kernel's work items (GQA group, query block of kFlashQueryBlock queries), each
+// attending to the one key interval its queries can see, with query i at position
+// query_start + i.
+void dense_items(const AttnInput& in, std::int64_t query_start, float* out, double* lse) {
   const AttnShape& s = in.shape;
+  const std::int64_t shift = query_start - (s.n_k - s.n_q);
   const detail::PackedKeys keys(in);
   // Normally a whole GQA group per item (K/V tiles loaded once for the group).
   const int unit = heads_per_item(s.group(), kFlashQueryBlock, s.dim);
@@ -49,9 +50,31 @@ void flash_attention(const AttnInput& in, float* out) {
     const int first_head = int(item % units) * unit;
     const std::int64_t q0 = qb * kFlashQueryBlock;
     const std::int64_t q1 = std::min(s.n_q, q0 + kFlashQueryBlock);
-    const detail::KeyInterval keys_seen{s.first_key(s.position(q0)), s.position(q1 - 1) + 1};
-    detail::attend_rows(in, keys, first_head, unit, q0, q1, {&keys_seen, 1}, {}, out);
+    const detail::KeyInterval keys_seen{std::min(s.first_key(query_start + q0), s.n_k),
+                                        std::min(s.n_k, query_start + q1)};
+    detail::attend_rows(in, keys, first_head, unit, q0, q1, {&keys_seen, 1}, {}, out, nullptr, shift, lse);
   });
+}
+
+}  // namespace
+
+void flash_attention(const AttnInput& in, float* out) {
+  check_attention_input(in, out);
+  dense_items(in, in.shape.n_k - in.shape.n_q, out, nullptr);
+}
+
+void attention_at(const AttnInput& in, std::int64_t query_start, float* out, double* lse) {
+  const AttnShape& s = in.shape;
+  // More queries than keys is fine here (a block of queries after a shorter block of keys).
+  AttnInput checked = in;
+  checked.shape.n_q = std::min(s.n_q, s.n_k);
+  check_attention_input(checked, out);
+  LS_CHECK(query_start >= s.n_k - s.n_q, "attention_at: queries starting at {} would precede their causal placement {}",
+           query_start, s.n_k - s.n_q);
+  LS_CHECK(lse, "attention_at: null log-sum-exp output");
+  LS_CHECK(query_start + s.n_q < (std::int64_t(1) << 31) - 1, "attention_at: position {} exceeds 2^31",
+           query_start + s.n_q);
+  dense_items(in, query_start, out, lse);
 }
 
 void plan_attention(const AttnInput& in, const Plan& plan, float* out) { plan_attention(in, plan, out, nullptr); }

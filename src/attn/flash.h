@@ -25,6 +25,17 @@ void plan_attention(const AttnInput& in, const Plan& plan, float* out);
 // (natural log; −inf for a row that sees no key), so partial attentions can be merged.
 void plan_attention(const AttnInput& in, const Plan& plan, float* out, float* lse);
 
+// Dense attention of queries that sit later in the sequence than the end of the keys, for
+// context parallelism (a block of queries against one block of keys): query i has position
+// query_start + i in the keys' frame (key j at position j), sees the keys up to that
+// position (and only the last shape.window of them when the window is set). query_start =
+// n_k − n_q is flash_attention's placement; query_start ≥ n_k is a block of keys entirely in
+// the past (n_q may then exceed n_k). Writes out [heads][n_q][dim] and each row's
+// log-sum-exp of its scaled scores to lse [heads][n_q] in double precision (the merge of
+// parts, attn/merge.h, weighs them by exp of lse differences: a float lse of ~30 would cost
+// 2e-6 of relative weight). A row that sees no key: zeros and −inf.
+void attention_at(const AttnInput& in, std::int64_t query_start, float* out, double* lse);
+
 // The SIMD target the kernels were compiled for, for reports ("AVX3_SPR", "AVX2", ...).
 const char* attention_simd_target();
 

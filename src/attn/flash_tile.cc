@@ -310,7 +310,8 @@ void PackKeys(const AttnInput& in, std::int64_t tiles, float* packed) {
 
 void AttendRows(const AttnInput& in, const PackedKeys& keys, int first_head, int head_count,
                 std::int64_t q_begin, std::int64_t q_end, std::span<const KeyInterval> intervals,
-                std::span<const std::int32_t> columns, float* out, float* lse) {
+                std::span<const std::int32_t> columns, float* out, float* lse, std::int64_t shift,
+                double* lse64) {
   // Packed by this target's PackKeys, unless the target changed in between (another thread's
   // force_isa): abort rather than read the tiles wrongly (an exception cannot leave the
   // caller's parallel region).
@@ -328,7 +329,7 @@ void AttendRows(const AttnInput& in, const PackedKeys& keys, int first_head, int
   // is tight.
   std::int64_t min_lo = s.n_k, max_hi = -1;
   for (std::int64_t i = q_begin, r = 0; i < q_end; ++i) {
-    const std::int64_t pos = s.position(i);
+    const std::int64_t pos = s.position(i) + shift;
     min_lo = std::min(min_lo, s.first_key(pos));
     max_hi = std::max(max_hi, pos);
     for (int h = first_head; h < first_head + head_count; ++h, ++r) {
@@ -392,9 +393,11 @@ void AttendRows(const AttnInput& in, const PackedKeys& keys, int first_head, int
     const int h = first_head + int(r % head_count);
     const std::int64_t i = q_begin + r / head_count;
     float* dst = out + (std::int64_t(h) * s.n_q + i) * dim;
-    if (lse)
-      lse[std::int64_t(h) * s.n_q + i] =
-          sum > 0.0f ? float(kLn2 * (double(sc.max[r]) + std::log2(double(sum)))) : kNegInf;
+    if (lse || lse64) {
+      const double l = sum > 0.0f ? kLn2 * (double(sc.max[r]) + std::log2(double(sum))) : double(kNegInf);
+      if (lse) lse[std::int64_t(h) * s.n_q + i] = float(l);
+      if (lse64) lse64[std::int64_t(h) * s.n_q + i] = l;
+    }
     const float* o = sc.o.data() + r * dim;
     if (reinterpret_cast<std::uintptr_t>(dst) % (kLanes * sizeof(float)) == 0) {
       for (int c = 0; c < dim; c += kLanes) hn::Stream(hn::Mul(hn::Load(df, o + c), inv), df, dst + c);
@@ -445,8 +448,10 @@ PackedKeys::~PackedKeys() {
 
 void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, int head_count,
                  std::int64_t q_begin, std::int64_t q_end, std::span<const KeyInterval> intervals,
-                 std::span<const std::int32_t> columns, float* out, float* lse) {
-  HWY_DYNAMIC_DISPATCH(AttendRows)(in, keys, first_head, head_count, q_begin, q_end, intervals, columns, out, lse);
+                 std::span<const std::int32_t> columns, float* out, float* lse, std::int64_t shift,
+                 double* lse64) {
+  HWY_DYNAMIC_DISPATCH(AttendRows)(in, keys, first_head, head_count, q_begin, q_end, intervals, columns, out, lse,
+                                   shift, lse64);
 }
 
 }  // namespace ls::detail

@@ -55,9 +55,13 @@ struct KeyInterval {
 // `columns` (sorted keys outside the intervals), always restricted to causal (and windowed)
 // keys; writes the normalised rows of `out` [heads][n_q][dim] and, when `lse` is not null,
 // each row's log-sum-exp of its scaled scores to lse [heads][n_q] (natural log; −inf for a
-// row that saw no key). Uses per-thread scratch.
+// row that saw no key). `shift` moves every query that many positions later than the shape
+// places it (query i at position n_k − n_q + i + shift): keys of an earlier block of the
+// sequence (flash.h, attention_at). `lse64`, when not null, gets the log-sum-exp in double
+// precision. Uses per-thread scratch.
 void attend_rows(const AttnInput& in, const PackedKeys& keys, int first_head, int head_count,
                  std::int64_t q_begin, std::int64_t q_end, std::span<const KeyInterval> intervals,
-                 std::span<const std::int32_t> columns, float* out, float* lse = nullptr);
+                 std::span<const std::int32_t> columns, float* out, float* lse = nullptr, std::int64_t shift = 0,
+                 double* lse64 = nullptr);
 
 }  // namespace ls::detail

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/command.h"
+#include "cli/context_run.h"
 #include "cli/eval_model.h"
 #include "core/error.h"
 #include "eval/runner.h"
@@ -17,7 +18,28 @@ struct EvalArgs {
   MethodOptions methods;
   int threads = 0;
   bool no_progress = false;
+  ContextOptions context_parallel;
 };
+
+void eval_command(EvalArgs& args, ContextRun* cp) {
+  set_threads(args.threads);
+  auto samples = eval::read_task_file(args.tasks);
+  auto formatter = make_formatter(args.model);
+  args.methods.context = cp;
+  auto generator = make_generator(args.model, args.methods);
+  prepare_oracle(*generator, samples, *formatter);
+  eval::EvalOptions options;
+  options.out_path = args.out;
+  const bool root = !cp || cp->root();
+  options.write = root;  // the other ranks compute the same results
+  options.progress = root && !args.no_progress && isatty(fileno(stderr));
+  if (cp) cp->ready();
+  auto stats = eval::run_eval(samples, *generator, *formatter, options);
+  if (!root) return;
+  std::fprintf(stderr, "eval: %lld evaluated, %lld already in %s\n", static_cast<long long>(stats.evaluated),
+               static_cast<long long>(stats.skipped), args.out.c_str());
+  std::fputs(eval::summary_table(stats.records).c_str(), stdout);
+}
 
 void setup_eval(CLI::App& app) {
   auto args = std::make_shared<EvalArgs>();
@@ -32,19 +54,12 @@ void setup_eval(CLI::App& app) {
   app.add_option("--out", args->out, "results JSONL (appended; samples already there for this method are skipped)")->required();
   app.add_option("-t,--threads", args->threads, "threads (default: all cores)");
   app.add_flag("--no-progress", args->no_progress, "no progress bar");
+  add_context_options(app, args->context_parallel);
   app.callback([args] {
-    set_threads(args->threads);
-    auto samples = eval::read_task_file(args->tasks);
-    auto formatter = make_formatter(args->model);
-    auto generator = make_generator(args->model, args->methods);
-    prepare_oracle(*generator, samples, *formatter);
-    eval::EvalOptions options;
-    options.out_path = args->out;
-    options.progress = !args->no_progress && isatty(fileno(stderr));
-    auto stats = eval::run_eval(samples, *generator, *formatter, options);
-    std::fprintf(stderr, "eval: %lld evaluated, %lld already in %s\n", static_cast<long long>(stats.evaluated),
-                 static_cast<long long>(stats.skipped), args->out.c_str());
-    std::fputs(eval::summary_table(stats.records).c_str(), stdout);
+    std::unique_ptr<ContextRun> cp = ContextRun::make(args->context_parallel);
+    if (!cp) return eval_command(*args, nullptr);
+    LS_CHECK(args->model != "oracle", "--context-parallel needs a model, not the oracle");
+    cp->guard([&] { eval_command(*args, cp.get()); });
   });
 }
 

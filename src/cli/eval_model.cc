@@ -4,7 +4,9 @@
 // without one.
 #include "cli/eval_model.h"
 #include "cli/runtime.h"
+#include "cli/context_run.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <unordered_map>
@@ -108,7 +110,7 @@ class ModelFormatter : public eval::PromptFormatter {
 class ModelGenerator : public eval::Generator {
  public:
   ModelGenerator(LoadedModel& model, const MethodOptions& methods)
-      : model_(model) {
+      : model_(model), context_(methods.context) {
     beyond_trained_ = caps_distance(methods.prefill, methods.policy, methods.dense_layers,
                                     split_decode_list(methods.decode), model.llama->config().context_length);
     // Several decode selectors ("a;b;c") continue copies of one prefill.
@@ -129,6 +131,12 @@ class ModelGenerator : public eval::Generator {
     LS_CHECK(methods.cache.ubatch >= 0, "--ubatch must be >= 0");
     ubatch_ = methods.cache.ubatch;
     if (!dense_) attention_ = std::make_unique<SparsePrefill>(std::move(policy));
+    if (context_) {
+      LS_CHECK(selectors_.size() == 1 && !selectors_.front() && ubatch_ == 0,
+               "--context-parallel runs dense decoding only, without --ubatch");
+      const ContextParallel& cp = context_->parallel();
+      labels_.front() += fmt::format(" context_parallel={}:{}", context_mode_name(cp.mode()), context_->comm().size());
+    }
   }
 
   eval::GenerationResult generate(const std::string& prompt, std::int64_t max_tokens) override {
@@ -136,7 +144,8 @@ class ModelGenerator : public eval::Generator {
   }
 
   std::vector<eval::GenerationResult> generate_all(const std::string& prompt, std::int64_t max_tokens,
-                                                   const std::vector<bool>& wanted) override {
+                                                   const std::vector<bool>& wanted,
+                                                   std::size_t query_at = std::string::npos) override {
     const auto ids = model_.tokenizer->encode(prompt, /*parse_special=*/true);
     const std::int64_t trained = model_.llama->config().context_length, needed = std::int64_t(ids.size()) + max_tokens;
     if (needed > trained && !beyond_trained_) fail_beyond_trained(needed, trained);
@@ -159,7 +168,18 @@ class ModelGenerator : public eval::Generator {
     hooks.attention = attention_.get();
     std::vector<float> logits(model_.llama->config().vocab);
     Timer prefill_timer;
-    const PrefillStats stats = model_.llama->prefill(ids, cache, logits.data(), hooks, ubatch_);
+    PrefillStats stats;
+    if (context_) {
+      ContextParallel& cp = context_->parallel();
+      const std::int64_t query =
+          cp.mode() == ContextMode::Star
+              ? std::clamp<std::int64_t>(star_query_tokens(*model_.tokenizer, prompt, query_at, ids), 0,
+                                         std::int64_t(ids.size()) - context_->comm().size())
+              : 0;
+      stats = cp.prefill(*model_.llama, ids, query, cache, logits.data(), hooks);
+    } else {
+      stats = model_.llama->prefill(ids, cache, logits.data(), hooks, ubatch_);
+    }
     const double prefill_ms = prefill_timer.ms();
 
     std::vector<eval::GenerationResult> results(labels_.size());
@@ -184,6 +204,8 @@ class ModelGenerator : public eval::Generator {
       r.decode_keys_attended = out.keys_attended_per_head();
       r.decode_attention_ms_per_token =
           out.decode_stats.steps ? out.decode_stats.attention_ms / double(out.decode_stats.steps) : 0.0;
+      if (context_ && context_->parallel().mode() == ContextMode::Star)
+        r.density = context_->parallel().layout().density();  // star's phase 1 is its sparsity
       if (attention_ && attention_->planned_layers() > 0) {
         r.estimate_ms = stats.estimate_ms;
         r.density = attention_->mean_density();
@@ -198,6 +220,7 @@ class ModelGenerator : public eval::Generator {
 
  private:
   LoadedModel& model_;
+  ContextRun* context_ = nullptr;
   bool beyond_trained_ = false;  // the methods cap RoPE distances: prompts may exceed the trained context
   std::vector<std::string> labels_;                    // one per decode selector
   std::vector<std::unique_ptr<DecodeSelector>> selectors_;  // nullptr: dense

@@ -53,9 +53,12 @@ struct CacheOptions {
 // Declares --cache-type-k (-ctk), --cache-type-v (-ctv) and --ubatch (-ub) on `app`.
 void add_cache_options(CLI::App& app, CacheOptions& o);
 
+class ContextRun;
+
 struct MethodOptions {
   std::string prefill = "dense", decode = "dense", policy, dense_layers;
   CacheOptions cache;
+  ContextRun* context = nullptr;  // --context-parallel (cli/context_run.h): prefill split over the ranks
 };
 
 // "a;b;c" -> {"a", "b", "c"} (a list of decode specs run after one prefill); "" -> {"dense"}.

@@ -5,6 +5,7 @@
 // A sparse prefill (--prefill, --dense-layers, --policy) is set up exactly as in `run`.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/context_run.h"
 #include "cli/eval_model.h"
 #include "cli/prefill_capture.h"
 #include "cli/runtime.h"
@@ -45,12 +47,13 @@ struct PerplexityOptions {
   std::string dense_layers;  // layers kept dense under --prefill
   std::string policy;        // per-layer / per-head profile file
   CacheOptions cache;        // -ctk, -ctv, -ub
+  ContextOptions context_parallel;  // --context-parallel (star: each chunk is all context, no query)
 };
 
 // null for NaN and infinities, which JSON cannot hold.
 nlohmann::json number_or_null(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }
 
-void perplexity(const PerplexityOptions& o) {
+void perplexity(const PerplexityOptions& o, ContextRun* cp) {
   LS_CHECK(!o.file.empty(), "give the text with -f FILE");
   LS_CHECK(o.context >= 3, "-c {}: a chunk needs at least 3 tokens (the positions from n_ctx/2 to n_ctx-2 are scored)",
            o.context);
@@ -80,7 +83,10 @@ void perplexity(const PerplexityOptions& o) {
   const std::int32_t bos = tokenizer.data().add_bos ? tokenizer.bos() : -1;
   const eval::PerplexityChunking chunking = eval::chunk_text(std::int64_t(tokens.size()), o.context, o.chunks);
   const std::int64_t n = chunking.context, first = chunking.first_scored(), vocab = config.vocab;
-  if (!o.json)
+  LS_CHECK(!cp || o.cache.ubatch == 0, "--context-parallel runs without --ubatch");
+  if (cp) cp->ready();
+  const bool prints = !cp || cp->root();
+  if (!o.json && prints)
     std::fprintf(stderr,
                  "perplexity: %s, %lld tokens (tokenized in %.0f ms%s), %lld chunks of %lld, %lld positions scored "
                  "per chunk, %d threads, prefill %s\n",
@@ -110,20 +116,35 @@ void perplexity(const PerplexityOptions& o) {
     };
     KvCache cache = model.make_cache(n, key_type, value_type);
     Timer timer;
-    model.prefill(input, cache, last_logits.data(), hooks, o.cache.ubatch);
+    if (cp) {
+      // Each rank scores the positions of its own block; the others' entries stay 0 and the
+      // gathered rows add up to every position's score.
+      std::fill(nll.begin(), nll.end(), 0.0);
+      cp->parallel().prefill(model, input, 0, cache, last_logits.data(), hooks);
+      std::vector<double> all(nll.size() * cp->comm().size());
+      cp->comm().allgather(nll.data(), nll.size() * sizeof(double), all.data());
+      for (std::size_t j = 0; j < nll.size(); ++j) {
+        nll[j] = 0.0;
+        for (int r = 0; r < cp->comm().size(); ++r) nll[j] += all[r * nll.size() + j];
+      }
+    } else {
+      model.prefill(input, cache, last_logits.data(), hooks, o.cache.ubatch);
+    }
     prefill_ms += timer.ms();
     for (double v : nll) total.add(v);
     running_ppl.push_back(total.ppl());
-    if (!o.json) {
+    if (!o.json && prints) {
       std::printf("[%lld]%.4f,", static_cast<long long>(chunk + 1), total.ppl());
       std::fflush(stdout);
     }
   }
 
+  const std::vector<ContextStats> cp_stats = cp ? cp->gather_stats() : std::vector<ContextStats>{};
+  if (!prints) return;
   const double seconds = prefill_ms * 1e-3;
   const double tok_s = seconds > 0 ? double(chunking.chunks * n) / seconds : 0.0;
   if (o.json) {
-    const nlohmann::json out = {
+    nlohmann::json out = {
         {"model", config.name},
         {"model_path", path},
         {"file", o.file},
@@ -149,6 +170,7 @@ void perplexity(const PerplexityOptions& o) {
         {"kernels", kernels_json()},
         {"peak_rss_bytes", peak_rss_bytes()},
     };
+    if (cp) out["context_parallel"] = cp->json(cp_stats);
     std::printf("%s\n", out.dump().c_str());
     return;
   }
@@ -166,6 +188,7 @@ void perplexity(const PerplexityOptions& o) {
                static_cast<long long>(n), seconds, tok_s,
                sparse ? fmt::format(", mean plan density {:.3f}", sparse->mean_density()).c_str() : "",
                peak_rss_bytes() / 1e6, kernels_line().c_str());
+  if (cp) std::fprintf(stderr, "%s (last chunk)\n", cp->summary(cp_stats).c_str());
 }
 
 void setup_perplexity(CLI::App& app) {
@@ -180,7 +203,12 @@ void setup_perplexity(CLI::App& app) {
   app.add_option("--dense-layers", o->dense_layers, "with --prefill or --policy: layers kept dense, e.g. 0,1");
   app.add_option("--policy", o->policy, "per-layer/head method profile (JSON from `longsparse profile`)");
   add_cache_options(app, o->cache);
-  app.callback([o] { perplexity(*o); });
+  add_context_options(app, o->context_parallel);
+  app.callback([o] {
+    std::unique_ptr<ContextRun> cp = ContextRun::make(o->context_parallel);
+    if (!cp) return perplexity(*o, nullptr);
+    cp->guard([&] { perplexity(*o, cp.get()); });
+  });
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/context_run.h"
 #include "cli/runtime.h"
 #include "cli/eval_model.h"
 #include "core/error.h"
@@ -50,6 +52,7 @@ struct RunOptions {
   std::string policy;        // per-layer / per-head profile file (longsparse profile)
   std::string decode;        // decode selector spec; empty: dense
   CacheOptions cache;        // -ctk, -ctv, -ub
+  ContextOptions context_parallel;  // --context-parallel, --cp-anchor
 };
 
 std::string read_file(const std::string& path) {
@@ -60,7 +63,7 @@ std::string read_file(const std::string& path) {
   return text.str();
 }
 
-void run(const RunOptions& o) {
+void run(const RunOptions& o, ContextRun* cp) {
   LS_CHECK(o.prompt.empty() != o.prompt_file.empty(), "give the prompt with exactly one of -p and -f");
   LS_CHECK(o.tokens >= 0, "-n must be >= 0");
   validate(o.sampler);
@@ -86,13 +89,19 @@ void run(const RunOptions& o) {
     std::fprintf(stderr, "warning: -c %lld is beyond %s's trained context of %lld tokens; RoPE distances are capped\n",
                  static_cast<long long>(context), config.name.c_str(), static_cast<long long>(trained));
   }
-  std::string text = o.prompt.empty() ? read_file(o.prompt_file) : o.prompt;
+  const std::string user_text = o.prompt.empty() ? read_file(o.prompt_file) : o.prompt;
+  std::string text = user_text;
   if (o.chat) {
     const ChatMessage message{"user", text};
     text = apply_chat_template(tokenizer.data(), {&message, 1}, /*add_generation_prompt=*/true);
   }
   const std::vector<std::int32_t> encoded = tokenizer.encode(text, /*parse_special=*/true);
   const std::vector<std::int32_t> prompt = fit_prompt(encoded, context - o.tokens, truncation);
+  std::int64_t star_query = 0;
+  if (cp && cp->parallel().mode() == ContextMode::Star) {
+    star_query = star_query_tokens(tokenizer, text, last_line_at(text, user_text), encoded);
+    star_query = std::clamp<std::int64_t>(star_query, 0, std::int64_t(prompt.size()) - cp->comm().size());
+  }
 
   std::unique_ptr<SparsePrefill> sparse =
       make_sparse_prefill(o.prefill, o.policy, o.dense_layers, config.layers, config.heads);
@@ -106,16 +115,25 @@ void run(const RunOptions& o) {
   options.hooks.attention = sparse.get();
   options.ubatch = o.cache.ubatch;
   options.decode = selector.get();
+  if (cp) {
+    options.context = &cp->parallel();
+    options.context_query = star_query;
+    cp->ready();
+  }
+  const bool prints = !cp || cp->root();
   GenerateResult result = generate(model, tokenizer, prompt, cache, options, [&](std::string_view piece) {
-    if (o.json) return;
+    if (o.json || !prints) return;
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
   });
 
+  const std::vector<ContextStats> cp_stats = cp ? cp->gather_stats() : std::vector<ContextStats>{};
+  if (!prints) return;
   if (o.json) {
     nlohmann::json out = generation_json(result, cache, config, sparse.get(), selector.get());
     out["prompt_truncated"] = prompt.size() != encoded.size();
     out["ubatch"] = o.cache.ubatch;
+    if (cp) out["context_parallel"] = cp->json(cp_stats);
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
   }
@@ -138,6 +156,7 @@ void run(const RunOptions& o) {
                static_cast<long long>(cache.bytes_per_token()),
                config.sliding_window > 0 ? fmt::format(" in global layers; local layers hold {}", config.sliding_window).c_str() : "",
                peak_rss_bytes() / 1e6);
+  if (cp) std::fprintf(stderr, "%s\n", cp->summary(cp_stats).c_str());
   if (result.decode_stats.steps > 0)
     std::fprintf(stderr,
                  "decode attention %s: %.2f ms/token (selection %.2f), %.0f keys per KV head and layer, %.2f MB of "
@@ -184,7 +203,12 @@ void setup_run(CLI::App& app) {
   app.add_option("--policy", o->policy, "per-layer/head method profile (JSON from `longsparse profile`)");
   app.add_option("--decode", o->decode, "decode selector spec, e.g. quest:budget=1024 (see `longsparse methods`)");
   add_cache_options(app, o->cache);
-  app.callback([o] { run(*o); });
+  add_context_options(app, o->context_parallel);
+  app.callback([o] {
+    std::unique_ptr<ContextRun> cp = ContextRun::make(o->context_parallel);
+    if (!cp) return run(*o, nullptr);
+    cp->guard([&] { run(*o, cp.get()); });
+  });
 }
 
 }  // namespace

@@ -54,7 +54,7 @@ EvalStats run_eval(const std::vector<TaskSample>& samples, Generator& generator,
   for (auto& r : read_results(options.out_path))
     for (std::size_t m = 0; m < methods.size(); ++m)
       if (r.method == methods[m]) done[m][r.id] = r;
-  repair_results_tail(options.out_path);
+  if (options.write) repair_results_tail(options.out_path);
   EvalStats stats;
   auto missing = [&](const TaskSample& s) {
     std::vector<bool> wanted(methods.size());
@@ -78,7 +78,11 @@ EvalStats run_eval(const std::vector<TaskSample>& samples, Generator& generator,
     }
     bar.update(prompts, sample.id);
     const std::string prompt = formatter.format(sample.input, sample.answer_prefix);
-    const std::vector<GenerationResult> outs = generator.generate_all(prompt, sample.gen_tokens, wanted);
+    // The question: the input's last line, found verbatim in the prompt.
+    std::size_t query_at = std::string::npos;
+    if (const std::size_t newline = sample.input.rfind('\n'); newline != std::string::npos)
+      if (const std::size_t at = prompt.rfind(sample.input); at != std::string::npos) query_at = at + newline + 1;
+    const std::vector<GenerationResult> outs = generator.generate_all(prompt, sample.gen_tokens, wanted, query_at);
     LS_CHECK(outs.size() == methods.size(), "internal: {} results for {} methods", outs.size(), methods.size());
     for (std::size_t m = 0; m < methods.size(); ++m) {
       if (!wanted[m]) {
@@ -108,7 +112,7 @@ EvalStats run_eval(const std::vector<TaskSample>& samples, Generator& generator,
       r.prompt_tokens = out.prompt_tokens;
       r.generated_tokens = out.generated_tokens;
       r.depth = sample.depth;
-      append_result(options.out_path, r);
+      if (options.write) append_result(options.out_path, r);
       done[m][r.id] = r;
       records[m].push_back(std::move(r));
       ++stats.evaluated;

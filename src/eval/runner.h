@@ -38,14 +38,18 @@ class Generator {
   // A generator may run several methods that share one prefill (decode selectors after the
   // same prefill): their labels, and for one prompt a result per label where `wanted` is set.
   virtual std::vector<std::string> methods() const { return {method()}; }
+  // `query_at`: where the sample's question (the last line of its input) starts in `prompt`,
+  // in bytes (npos: none), for methods that treat the question apart (Star Attention).
   virtual std::vector<GenerationResult> generate_all(const std::string& prompt, std::int64_t max_tokens,
-                                                     const std::vector<bool>& /*wanted*/) {
+                                                     const std::vector<bool>& /*wanted*/,
+                                                     std::size_t /*query_at*/ = std::string::npos) {
     return {generate(prompt, max_tokens)};
   }
 };
 
 struct EvalOptions {
   std::string out_path;
+  bool write = true;      // false: results are read from out_path but not appended (the other ranks of a context-parallel run)
   bool progress = false;  // draw a progress bar with ETA on stderr
   std::string progress_label;
 };

@@ -143,7 +143,7 @@ void DecodeAttention::run(const KvCache& cache, int layer, const float* q, int h
 }
 
 void DecodeAttention::run(const KvCache& cache, int layer, const float* q, int heads, const Selection& selection,
-                          float scale, float* out, const DecodeFar& far) {
+                          float scale, float* out, const DecodeFar& far, double* lse) {
   const KvCacheShape& shape = cache.shape();
   const int kv_heads = shape.kv_heads, dim = shape.dim;
   const std::int64_t n_keys = selection.n_keys();
@@ -256,6 +256,7 @@ void DecodeAttention::run(const KvCache& cache, int layer, const float* q, int h
       for (int e = 0; e < dim; ++e) o[e] += w * pc[e];
     }
     for (int e = 0; e < dim; ++e) o[e] /= total;
+    if (lse) lse[h] = double(max) + std::log(double(total));
   }
 }
 

@@ -39,8 +39,10 @@ class DecodeAttention {
   void run(const KvCache& cache, int layer, const float* q, int heads, std::int64_t n_keys, float scale,
            float* out);
   // out [heads][dim] = softmax over exactly the selected keys (selection.n_keys() keys cached).
+  // With `lse`, also each head's log-sum-exp of its scaled scores, lse [heads] (natural log),
+  // to merge with attention over other keys (attn/merge.h).
   void run(const KvCache& cache, int layer, const float* q, int heads, const Selection& selection, float scale,
-           float* out, const DecodeFar& far = {});
+           float* out, const DecodeFar& far = {}, double* lse = nullptr);
 
  private:
   Selection dense_;

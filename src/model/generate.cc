@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "core/timer.h"
+#include "model/context_parallel.h"
 #include "model/transformer.h"
 #include "model/tokenizer.h"
 
@@ -29,7 +30,12 @@ GenerateResult generate(Transformer& model, const Tokenizer& tokenizer, std::spa
   keep_summaries_for(options.decode, cache);  // built as the prompt is written
   std::vector<float> logits(model.config().vocab);  // [vocab]
   Timer prefill_timer;
-  const PrefillStats stats = model.prefill(prompt, cache, logits.data(), options.hooks, options.ubatch);
+  LS_CHECK(!options.context || (options.ubatch == 0 && !options.decode),
+           "context parallelism runs neither --ubatch nor a decode selector");
+  const PrefillStats stats =
+      options.context
+          ? options.context->prefill(model, prompt, options.context_query, cache, logits.data(), options.hooks)
+          : model.prefill(prompt, cache, logits.data(), options.hooks, options.ubatch);
   const double prefill_ms = prefill_timer.ms();
   GenerateResult result = generate_after_prefill(model, tokenizer, cache, logits, options, on_text);
   result.prompt_tokens = static_cast<std::int64_t>(prompt.size());

@@ -16,6 +16,7 @@
 
 namespace ls {
 
+class ContextParallel;
 class Transformer;
 class Tokenizer;
 
@@ -25,6 +26,11 @@ struct GenerateOptions {
   PrefillHooks hooks;
   DecodeSelector* decode = nullptr;  // decode selector (nullptr: dense); its summaries are kept from the prefill on
   std::int64_t ubatch = 0;        // prefill in chunks of this many tokens (0: the whole prompt at once)
+  // Context parallelism (model/context_parallel.h): the prefill is split over its ranks and
+  // the decode steps merge every rank's attention; context_query is Star Attention's query
+  // (the prompt's last tokens, run in phase 2).
+  ContextParallel* context = nullptr;
+  std::int64_t context_query = 0;
 };
 
 struct GenerateResult {

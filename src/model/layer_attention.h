@@ -9,6 +9,7 @@
 
 #include "attn/attention.h"
 #include "attn/distance_cap.h"
+#include "kv/kv_cache.h"
 
 namespace ls {
 
@@ -33,6 +34,26 @@ void dense_attention(const AttnInput& in, float* out);
 class DenseLayerAttention final : public LayerAttention {
  public:
   void prefill(int, const AttnInput& in, const FarVectors&, float* out) override { dense_attention(in, out); }
+};
+
+// Attention when the sequence's keys are spread over processes (context parallelism,
+// model/context_parallel.h). Set on the model (Transformer::set_context), it replaces the
+// attention of every layer, global and local, in prefill and decode; the forward pass around
+// it is unchanged.
+class ContextAttention {
+ public:
+  virtual ~ContextAttention() = default;
+  // out [heads][m][dim] for a batch of m tokens at positions [p0, p0 + m): `in` holds the
+  // batch's queries, keys and values (n_q = n_k = m, the layer's window); `cache` this
+  // process's keys of earlier positions (the batch is not in it yet); `method` the layer's
+  // sparse method (nullptr: dense).
+  virtual void prefill(int layer, const AttnInput& in, std::int64_t p0, const KvCache& cache, LayerAttention* method,
+                       float* out) = 0;
+  // out [heads][dim] for one token at position p, whose key and value this process has
+  // already written to `cache` when stores(p).
+  virtual void decode(int layer, const float* q, std::int64_t p, const KvCache& cache, float* out) = 0;
+  // Whether this process keeps the keys and values of the batch starting at position p0.
+  virtual bool stores(std::int64_t p0) const = 0;
 };
 
 // Receives each layer's post-RoPE Q, K, V during prefill (for capture and analysis tools).

@@ -268,6 +268,8 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
     // At decode the selector may cap distances (StreamingLLM's position shift, InfLLM).
     const std::int64_t decode_limit = decode_step && selector && !lc.local() ? selector->rope_distance_limit() : 0;
     const bool decode_capped = decode_limit > 0 && p0 > decode_limit;
+    LS_CHECK(!context_ || (limit == 0 && !selector),
+             "context parallelism runs neither a RoPE distance cap (lambda) nor a decode selector");
     LS_CHECK(!capped || p0 == 0,
              "a RoPE distance cap (lambda) needs the whole prompt in one batch: drop --ubatch or shorten the prompt");
     if (capped || decode_capped) {
@@ -277,7 +279,26 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
     const std::int64_t rotate_to = capped ? limit : decode_capped ? decode_limit : 0;
     for (std::int64_t c0 = 0; c0 < m; c0 += chunk) project_qkv(layer, c0, std::min(chunk, m - c0), m, p0, rotate_to);
 
-    if (decode_step) {
+    if (context_) {
+      // Context parallelism: the keys of other positions live in other processes.
+      const bool stores = context_->stores(p0);
+      Timer attention_timer;
+      if (decode_step) {
+        if (stores) cache.write(layer, p0, m, k_new_.data(), v_new_.data());
+        context_->decode(layer, q_heads_.data(), p0, cache, attn_.data());
+        if (decode_stats) decode_stats->attention_ms += attention_timer.ms();
+      } else {
+        const AttnInput in{q_heads_.data(), k_new_.data(), v_new_.data(),
+                           {H, G, m, m, static_cast<int>(D), c.attention_scale, lc.window}};
+        if (hooks.capture) hooks.capture(layer, in);
+        const double planned = attention.estimate_ms();
+        context_->prefill(layer, in, p0, cache, &attention == &dense_attention_ ? nullptr : &attention, attn_.data());
+        const double planning = attention.estimate_ms() - planned;
+        stats.attention_ms += attention_timer.ms() - planning;
+        stats.estimate_ms += planning;
+        if (stores) cache.write(layer, p0, m, k_new_.data(), v_new_.data());
+      }
+    } else if (decode_step) {
       cache.write(layer, p0, m, k_new_.data(), v_new_.data());
       Timer attention_timer;
       std::int64_t select_bytes = 0;

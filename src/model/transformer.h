@@ -77,6 +77,11 @@ class Transformer {
   void decode(std::int32_t token, KvCache& cache, float* logits, DecodeSelector* selector = nullptr,
               DecodeStats* stats = nullptr);
 
+  // Context parallelism (model/context_parallel.h): while set, every layer's attention, in
+  // prefill and decode, goes through `context`, and the cache keeps only what it stores().
+  void set_context(ContextAttention* context) { context_ = context; }
+  ContextAttention* context() const { return context_; }
+
   // Forward pass knobs for benchmarks and tests.
   void set_matmul_route(MatmulRoute route) { route_ = route; }
 
@@ -107,6 +112,7 @@ class Transformer {
   std::vector<int> rope_of_;
   Matmul matmul_;
   MatmulRoute route_ = MatmulRoute::Auto;
+  ContextAttention* context_ = nullptr;
   DecodeAttention decode_attention_;
   Selection selection_;
   DenseLayerAttention dense_attention_;

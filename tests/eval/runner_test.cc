@@ -96,15 +96,45 @@ class MultiGenerator : public FakeGenerator {
     return {method_label("dense", "dense", "", ""), method_label("dense", "quest", "", "")};
   }
   std::vector<GenerationResult> generate_all(const std::string& prompt, std::int64_t max_tokens,
-                                             const std::vector<bool>& wanted) override {
+                                             const std::vector<bool>& wanted, std::size_t query_at) override {
     asked.push_back(wanted);
+    questions.push_back(query_at == std::string::npos ? std::string() : prompt.substr(query_at));
     GenerationResult r = generate(prompt, max_tokens);
     GenerationResult wrong = r;
     wrong.text = " no idea";
     return {r, wrong};
   }
   std::vector<std::vector<bool>> asked;
+  std::vector<std::string> questions;  // the prompt from query_at on
 };
+
+// The question a generator is told about is the input's last line, with what follows it in
+// the prompt (here: the answer prefix).
+TEST(Runner, TellsTheGeneratorWhereTheQuestionStarts) {
+  ApproxFormatter f;
+  EvalOptions o;
+  o.out_path = fresh_path("question.jsonl");
+  std::vector<TaskSample> two = samples(2);
+  two[1].input = "a long context\nwith lines\nWhat is the number?";
+  MultiGenerator g;
+  run_eval(two, g, f, o);
+  ASSERT_EQ(g.questions.size(), 2u);
+  EXPECT_EQ(g.questions[0], "");
+  EXPECT_EQ(g.questions[1], "What is the number? digit 1");
+}
+
+// With write = false (the other ranks of a context-parallel run) results are computed but
+// the file is left as it was.
+TEST(Runner, WithoutWritingLeavesTheFile) {
+  ApproxFormatter f;
+  EvalOptions o;
+  o.out_path = fresh_path("nowrite.jsonl");
+  o.write = false;
+  FakeGenerator g;
+  auto stats = run_eval(samples(3), g, f, o);
+  EXPECT_EQ(stats.evaluated, 3);
+  EXPECT_TRUE(read_results(o.out_path).empty());
+}
 
 TEST(Runner, SeveralMethodsShareEachPrompt) {
   ApproxFormatter f;
@@ -120,6 +150,7 @@ TEST(Runner, SeveralMethodsShareEachPrompt) {
   EXPECT_EQ(g.asked[3], (std::vector<bool>{true, true}));
   EXPECT_EQ(stats.evaluated, 6);
   EXPECT_EQ(stats.skipped, 2);
+  EXPECT_EQ(g.questions[0], "");  // a one-line input has no separate question
   auto records = read_results(o.out_path);
   ASSERT_EQ(records.size(), 8u);
   int quest = 0;
