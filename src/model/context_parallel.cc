@@ -3,6 +3,7 @@
 #include "model/context_parallel.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -21,8 +22,35 @@ ContextMode parse_context_mode(std::string_view name) {
 
 const char* context_mode_name(ContextMode mode) { return mode == ContextMode::Ring ? "ring" : "star"; }
 
+namespace {
+
+// One FLOP of the attention kernel costs this many FLOPs of the int8 weight products: on
+// AMD EPYC (Zen 5) with one thread, the products run at 248 GFLOP/s and the dense attention
+// kernel at 94 GFLOP/s (SmolLM2, 8190 tokens; docs/context-parallel.md).
+constexpr double kAttentionFlopCost = 2.6;
+
+// The boundary x where c_token·x + c_pair·x(x + 1)/2 = target (the positive root).
+std::int64_t cut_at(double pair_cost, double target) {
+  if (pair_cost <= 0) return std::int64_t(std::llround(target));
+  const double a = pair_cost / 2, b = 1 + pair_cost / 2;
+  return std::int64_t(std::llround((-b + std::sqrt(b * b + 4 * a * target)) / (2 * a)));
+}
+
+}  // namespace
+
+double ContextParallel::pair_cost(const ModelConfig& c) {
+  const double D = c.head_dim, E = c.embedding;
+  const double weights = E * (c.heads + 2.0 * c.kv_heads) * D + c.heads * D * E + 3.0 * E * c.ffn;
+  const double per_pair_layer = 4.0 * c.heads * D * kAttentionFlopCost;  // QKᵀ and PV
+  const int global = int(c.global_layers().size());
+  // Local layers attend to at most their window: linear work per token.
+  const double local = double(c.layers - global) * per_pair_layer * double(std::max<std::int64_t>(c.sliding_window, 0));
+  const double per_token = 2.0 * weights * c.layers + local;
+  return global > 0 ? per_pair_layer * global / per_token : 0.0;
+}
+
 ContextLayout ContextLayout::make(ContextMode mode, int ranks, std::int64_t prompt, std::int64_t query,
-                                  std::int64_t anchor) {
+                                  std::int64_t anchor, double pair_cost) {
   LS_CHECK(ranks >= 1, "context parallelism over {} ranks", ranks);
   LS_CHECK(query >= 0 && query < prompt, "a query of {} tokens in a prompt of {}", query, prompt);
   LS_CHECK(mode == ContextMode::Star || query == 0, "ring attention has no separate query");
@@ -36,6 +64,13 @@ ContextLayout ContextLayout::make(ContextMode mode, int ranks, std::int64_t prom
            l.context, ranks);
   l.begin.resize(ranks + 1);
   for (int r = 0; r <= ranks; ++r) l.begin[r] = l.context * r / ranks;
+  if (mode == ContextMode::Ring && pair_cost > 0) {
+    const double n = double(l.context);
+    const double total = n + pair_cost * n * (n + 1) / 2;
+    // At least one token per rank, in order.
+    for (int r = 1; r < ranks; ++r)
+      l.begin[r] = std::clamp(cut_at(pair_cost, total * r / ranks), l.begin[r - 1] + 1, l.context - (ranks - r));
+  }
   if (mode == ContextMode::Star) {
     l.anchor = anchor > 0 ? anchor : l.block(0);
     LS_CHECK(l.anchor <= l.block(0), "the anchor block ({} tokens) is longer than a context block ({})", l.anchor,
@@ -91,7 +126,7 @@ PrefillStats ContextParallel::prefill(Transformer& model, std::span<const std::i
                        c.embedding, c.vocab, cache.capacity(), int(cache.key_type()), int(cache.value_type()));
     comm_.check_same(key, "the prompt, model or settings");
   }
-  layout_ = ContextLayout::make(mode_, R, n, query, anchor_request_);
+  layout_ = ContextLayout::make(mode_, R, n, query, anchor_request_, equal_blocks_ ? 0.0 : pair_cost(model.config()));
   stats_ = {};
   model_ = &model;
   const std::int64_t bytes_before = comm_.bytes_sent();

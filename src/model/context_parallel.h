@@ -23,10 +23,14 @@
 //    after the context) and every generated token attend to all ranks' caches: each rank
 //    computes its part over the positions it holds, the parts are gathered and merged on
 //    every rank, and only the last rank stores the new tokens.
-// Blocks are contiguous and of equal size (±1 token): contiguous so that each rank's cache is
-// one range of positions and the forward pass, RoPE and the cache are unchanged. Causal
-// attention makes later ranks do more attention work (rank r: r + ½ block pairs); at the
-// lengths where the projections and the FFN dominate, the blocks' linear work is equal.
+// Ring blocks are contiguous, and balanced for causality by a cost model rather than striped
+// or zig-zagged: contiguous so that each rank's cache is one range of positions and the
+// forward pass, RoPE and the cache are unchanged (a zig-zag rank would hold two ranges and
+// run two RoPE segments per batch). With causal attention a block at the end of the prompt
+// costs more than one at the start (queries at position p see p + 1 keys), so the blocks are
+// cut where the cumulative cost c_token·x + c_pair·x²/2 reaches r/R of the whole (pair_cost =
+// c_pair / c_token, ContextParallel::pair_cost): earlier ranks get longer blocks. Star's blocks
+// are equal, as in the paper (each rank's attention is its own block plus the anchor).
 // Decode after either mode is the phase-2 step: every rank runs the token through the model
 // (the same arithmetic, so the same logits and tokens on every rank), attention merges the
 // ranks' parts.
@@ -59,11 +63,12 @@ struct ContextLayout {
   std::int64_t anchor = 0;   // star: the anchor block, positions [0, anchor)
   std::vector<std::int64_t> begin;  // [ranks + 1]: rank r encodes [begin[r], begin[r + 1])
 
-  // Ring: the whole prompt is context (query must be 0). Star: anchor 0 means the paper's
-  // default, the block size. Throws on an impossible layout (fewer context tokens than ranks,
-  // an anchor longer than a block).
+  // Ring: the whole prompt is context (query must be 0); pair_cost > 0 balances the blocks
+  // (see above), 0 gives equal blocks. Star: equal blocks; anchor 0 means the paper's default,
+  // the block size. Throws on an impossible layout (fewer context tokens than ranks, an anchor
+  // longer than a block).
   static ContextLayout make(ContextMode mode, int ranks, std::int64_t prompt, std::int64_t query,
-                            std::int64_t anchor = 0);
+                            std::int64_t anchor = 0, double pair_cost = 0.0);
   std::int64_t block(int rank) const { return begin[rank + 1] - begin[rank]; }
   // Star: query-key pairs phase 1 computes over the context / its causal pairs (ring: 1).
   double density() const;
@@ -97,6 +102,13 @@ class ContextParallel final : public ContextAttention {
   PrefillStats prefill(Transformer& model, std::span<const std::int32_t> tokens, std::int64_t query,
                        KvCache& cache, float* logits, const PrefillHooks& hooks = {});
 
+  // The cost of one causal query-key pair of global attention relative to one token's pass
+  // through the rest of the model (projections, FFN, local layers' windows), from their FLOPs
+  // and the measured ratio of their speeds (kAttentionFlopCost in the .cc).
+  static double pair_cost(const ModelConfig& config);
+  // Equal ring blocks instead of balanced ones (tests that need the blocks of --ubatch).
+  void set_equal_blocks(bool equal) { equal_blocks_ = equal; }
+
   const ContextLayout& layout() const { return layout_; }
   const ContextStats& stats() const { return stats_; }
   Communicator& comm() const { return comm_; }
@@ -125,6 +137,7 @@ class ContextParallel final : public ContextAttention {
   Communicator& comm_;
   ContextMode mode_;
   std::int64_t anchor_request_ = 0;
+  bool equal_blocks_ = false;
   ContextLayout layout_;
   Phase phase_ = Phase::Blocks;
   ContextStats stats_;

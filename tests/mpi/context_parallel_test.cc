@@ -153,6 +153,7 @@ TEST(ContextParallel, RingWithASparseMethodEqualsAChunkedPrefill) {
   const Trace expected = run(*m->model, prompt, 3, nullptr, 0, KvType::F32, chunked.get(), n / world->size());
   auto sparse = method();
   ContextParallel cp(*world, ContextMode::Ring);
+  cp.set_equal_blocks(true);
   const Trace got = run(*m->model, prompt, 3, &cp, 0, KvType::F32, sparse.get());
   expect_same(expected, got, 1e-4f);
   if (world->size() > 1) EXPECT_LT(sparse->mean_density(), 1.0);
@@ -240,6 +241,21 @@ TEST(ContextParallel, ImpossibleLayoutsAreErrors) {
   EXPECT_EQ(l.anchor, 100);
   // Phase 1 computes 3 causal blocks of 100 and 2 anchor blocks of 100 × 100.
   EXPECT_NEAR(l.density(), (3 * 5050.0 + 2 * 10000.0) / (300 * 301 / 2.0), 1e-12);
+}
+
+TEST(ContextParallel, BalancedRingBlocksCostTheSame) {
+  const double pair_cost = 1e-3;
+  const ContextLayout l = ContextLayout::make(ContextMode::Ring, 3, 9000, 0, 0, pair_cost);
+  const auto cost = [&](int r) {
+    const double s = double(l.begin[r]), e = double(l.begin[r + 1]);
+    return (e - s) + pair_cost * (e * (e + 1) - s * (s + 1)) / 2;
+  };
+  EXPECT_GT(l.block(0), l.block(1));  // earlier blocks are longer
+  EXPECT_GT(l.block(1), l.block(2));
+  for (int r = 1; r < 3; ++r) EXPECT_NEAR(cost(r) / cost(0), 1.0, 1e-3);
+  // Equal blocks without a cost; still one token per rank when the prompt is tiny.
+  EXPECT_EQ(ContextLayout::make(ContextMode::Ring, 3, 9000, 0).begin, (std::vector<std::int64_t>{0, 3000, 6000, 9000}));
+  EXPECT_EQ(ContextLayout::make(ContextMode::Ring, 3, 3, 0, 0, 10.0).begin, (std::vector<std::int64_t>{0, 1, 2, 3}));
 }
 
 }  // namespace
