@@ -9,6 +9,13 @@
 // unrotated key against the query rotated by min(limit_distance, n - 1), i.e. at relative
 // distance `limit`; README: Llama-2 runs use local_branch 4096, global_branch 100 (10–100
 // "gives generally similar effect"), limit_distance 4096).
+// Reproduced (tests/methods/official_fixture_test.cc, docs/fidelity.md): LM-Infinite a0ce64c,
+// models/lambda_attention.py: Lambda_Attention_Matrix's mask — for n > local_branch
+// ("long_seq"), the local branch's pairs of local_branch-key segments keep
+// p - local_branch < key <= p, and the global (stationary) branch the keys below
+// global_branch outside the local branch; for n <= local_branch ("short_seq") every causal
+// key. Our plan is that mask rounded out (the global keys as exact columns, the local branch
+// as whole 64-key blocks); the test checks that rounding exactly.
 //
 // Parameters
 //   global = 100   first tokens every query sees (global branch)

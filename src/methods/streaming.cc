@@ -9,6 +9,21 @@
 // start_size 4, recent_size 2000; streaming_llm/kv_cache.py), microsoft/MInference
 // (minference/ops/streaming_kernel.py: a-shape n_init/n_local, tri-shape n_last = 100 dense
 // last queries; minference_forward.py: the pattern search's A-shape is 100 sinks / 800 local).
+// Reproduced (tests/methods/official_fixture_test.cc, docs/fidelity.md): MInference fb56c91,
+// minference/ops/streaming_kernel.py: a_shape_kernel (a query p sees key j when
+// 0 <= p - j < n_local, the window stage of _attn_fwd_inner, or j < n_init, its complement
+// stage: n_init/n_local are our sink/window exactly) and tri_shape_kernel (the last
+// min(n_last, n - 1) queries dense, the others the A-shape over the keys before them);
+// StreamingLLM 2e50426, streaming_llm/kv_cache.py: StartRecentKVCache as
+// examples/eval_long_ppl.py runs it (one token per step, the cache trimmed after each): a
+// query sees the first start_size keys, the recent_size keys before it and itself, so
+// recent_size R is our window R + 1 (eval_long_ppl's default 1 + 255 is sink=1,window=256).
+// Our plans are these per-token masks rounded out to the blocks below; the test checks that
+// rounding exactly. The default window 2000 takes run_streaming_llama.py's recent_size 2000
+// as written (per token one key short of StreamingLLM's 2001; the 64-key blocks are the same
+// unless the window is 1 more than a multiple of 64). StreamingLLM's own prefill
+// (run_streaming_llama.py) is dense over the cache and the prompt; the A-shape per token is
+// its streaming evaluation.
 //
 // Parameters
 //   sink     = 4     first tokens every query sees (StreamingLLM start_size)

@@ -76,7 +76,7 @@ const char* const kSpecs[] = {
     "xattention:stride=8,tau=0.9",
     "xattention:stride=16,tau=0.95",
     "anchor:theta=8",
-    "anchor:theta=12",
+    "anchor:theta=12,region=paper",  // the official region is 0.77 dense here
     "block-gate:threshold=0.002",
     "block-gate:top_k=8",
     "block-sparse:topk=16",
