@@ -191,12 +191,24 @@ void ContextParallel::ring(int layer, const AttnInput& in, LayerAttention* metho
   const AttnShape& s = in.shape;
   const int r = comm_.rank(), R = comm_.size(), G = s.kv_heads, D = s.dim;
   const std::int64_t m = s.n_q, W = s.window;
-  const auto block_floats = [&](int j) { return 2 * std::int64_t(G) * layout_.block(j) * D; };
+  // The keys of block j that travel: all of them, or in a sliding-window layer (dense
+  // there: a method runs on global layers) the last window − 1, the only ones a later query
+  // sees. Both ends of a link compute the same, from the layer alone.
+  const bool trim = W > 0 && method == nullptr;
+  const auto first_sent = [&](int j) {
+    return trim ? std::max(layout_.begin[j], layout_.begin[j + 1] - W + 1) : layout_.begin[j];
+  };
+  const auto sent = [&](int j) { return layout_.begin[j + 1] - first_sent(j); };
+  const auto block_floats = [&](int j) { return 2 * std::int64_t(G) * sent(j) * D; };
   std::int64_t largest = 0;
   for (int j = 0; j < R; ++j) largest = std::max(largest, block_floats(j));
+  // The own block as it travels: [K: G × sent × D][V: G × sent × D].
+  const std::int64_t own_n = sent(r), skip = m - own_n;
   own_.ensure(block_floats(r));
-  std::memcpy(own_.data(), in.k, G * m * D * sizeof(float));
-  std::memcpy(own_.data() + G * m * D, in.v, G * m * D * sizeof(float));
+  for (int g = 0; g < G; ++g) {
+    std::memcpy(own_.data() + g * own_n * D, in.k + (g * m + skip) * D, own_n * D * sizeof(float));
+    std::memcpy(own_.data() + (G + g) * own_n * D, in.v + (g * m + skip) * D, own_n * D * sizeof(float));
+  }
   ring_[0].ensure(largest);
   ring_[1].ensure(largest);
 
@@ -213,13 +225,13 @@ void ContextParallel::ring(int layer, const AttnInput& in, LayerAttention* metho
     part_lse_.ensure(std::int64_t(s.heads) * m);
   }
   const auto attend = [&](int j, const float* block) {
-    const std::int64_t n = layout_.block(j);
+    const std::int64_t n = sent(j), first = first_sent(j);
     const float* k = block;
     const float* v = block + G * n * D;
     if (gather) {
       for (int g = 0; g < G; ++g) {
-        std::memcpy(all_k_.data() + (g * end + layout_.begin[j]) * D, k + g * n * D, n * D * sizeof(float));
-        std::memcpy(all_v_.data() + (g * end + layout_.begin[j]) * D, v + g * n * D, n * D * sizeof(float));
+        std::memcpy(all_k_.data() + (g * end + first) * D, k + g * n * D, n * D * sizeof(float));
+        std::memcpy(all_v_.data() + (g * end + first) * D, v + g * n * D, n * D * sizeof(float));
       }
       return;
     }
@@ -229,7 +241,7 @@ void ContextParallel::ring(int layer, const AttnInput& in, LayerAttention* metho
     }
     Timer timer;
     const AttnInput pair{in.q, k, v, {s.heads, G, m, n, D, s.scale, W}};
-    attention_at(pair, layout_.begin[r] - layout_.begin[j], part_.data(), part_lse_.data());
+    attention_at(pair, layout_.begin[r] - first, part_.data(), part_lse_.data());
     merge_attention(out, lse_.data(), part_.data(), part_lse_.data(), std::int64_t(s.heads) * m, D);
     stats_.remote_ms += timer.ms();
     ++stats_.remote_pairs;

@@ -9,7 +9,7 @@
 //    the previous one; the parts merge through their log-sum-exp (attn/merge.h). Blocks only
 //    travel as far as they are needed: causally, rank r needs blocks 0..r − 1, so rank R − 1
 //    never sends and the wrap-around link (R − 1 → 0) is never used; a sliding-window layer
-//    sends a block only to the ranks whose window reaches it. The result equals one process
+//    sends only a block's last window − 1 keys, and only to the ranks whose window reaches it. The result equals one process
 //    up to floating-point order. A sparse prefill method (global layers) runs on the rank
 //    that owns the queries: the rank gathers the earlier blocks as they pass and runs the
 //    method on its queries against keys [0, end of its block), exactly as a chunked prefill

@@ -124,7 +124,9 @@ void ring_equals_one_process(const std::string& name, std::int64_t n, float tole
     ContextParallel cp(*world, ContextMode::Ring);
     got = run(*m->model, prompt, 6, &cp, 0, KvType::F32);
     EXPECT_EQ(cp.layout().ranks, world->size());
-    if (world->rank() + 1 < world->size()) EXPECT_GT(cp.stats().bytes_sent, 0);
+    if (world->rank() + 1 < world->size()) {
+      EXPECT_GT(cp.stats().bytes_sent, 0);
+    }
   }
   EXPECT_EQ(m->model->context(), nullptr);  // released with the ContextParallel
   expect_same(expected, got, tolerance);
@@ -156,7 +158,9 @@ TEST(ContextParallel, RingWithASparseMethodEqualsAChunkedPrefill) {
   cp.set_equal_blocks(true);
   const Trace got = run(*m->model, prompt, 3, &cp, 0, KvType::F32, sparse.get());
   expect_same(expected, got, 1e-4f);
-  if (world->size() > 1) EXPECT_LT(sparse->mean_density(), 1.0);
+  if (world->size() > 1) {
+    EXPECT_LT(sparse->mean_density(), 1.0);
+  }
 }
 
 TEST(ContextParallel, StarOverOneRankEqualsDenseAndGivesEveryRankTheSameTokens) {
