@@ -36,6 +36,13 @@ class Communicator {
   virtual void start_exchange(int to, const void* send, std::size_t send_bytes, int from, void* recv,
                               std::size_t recv_bytes) = 0;
   virtual void wait_exchange() = 0;
+  // Sends `bytes` to rank `to` without waiting for them to arrive; `data` must stay untouched
+  // until complete_sends() has seen this send done. Sends and exchanges to one rank arrive in
+  // the order they were started.
+  virtual void post_send(int to, const void* data, std::size_t bytes) = 0;
+  // Waits until at most `in_flight` posted sends are still on their way (the oldest finish
+  // first).
+  virtual void complete_sends(std::size_t in_flight) = 0;
   // Every rank's `bytes` into recv [size()][bytes], in rank order.
   virtual void allgather(const void* send, std::size_t bytes, void* recv) = 0;
   // data [bytes] of rank `root` to every rank.

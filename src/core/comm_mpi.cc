@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <thread>
 #include <vector>
 
@@ -78,8 +79,28 @@ class Mpi final : public Communicator {
   }
 
   void wait_exchange() override {
-    wait(fmt::format("the exchange with rank{} {}", peer_to_ >= 0 && peer_from_ >= 0 ? "s" : "",
-                     peers(peer_to_, peer_from_)));
+    wait(requests_, fmt::format("the exchange with rank{} {}", peer_to_ >= 0 && peer_from_ >= 0 ? "s" : "",
+                                peers(peer_to_, peer_from_)));
+  }
+
+  void post_send(int to, const void* data, std::size_t bytes) override {
+    LS_CHECK(to >= 0 && to < size_, "send to rank {} of {}", to, size_);
+    Posted& posted = posted_.emplace_back();
+    posted.to = to;
+    for (std::size_t at = 0; at < bytes; at += kPiece) {
+      const int code = MPI_Isend(static_cast<const char*>(data) + at, int(std::min(kPiece, bytes - at)), MPI_BYTE,
+                                 to, kTag, MPI_COMM_WORLD, &posted.requests.emplace_back());
+      if (code != MPI_SUCCESS) posted.requests.pop_back();
+      mpi_check(code, "send");
+    }
+    bytes_sent_ += std::int64_t(bytes);
+  }
+
+  void complete_sends(std::size_t in_flight) override {
+    while (posted_.size() > in_flight) {
+      wait(posted_.front().requests, fmt::format("a send to rank {}", posted_.front().to));
+      posted_.pop_front();
+    }
   }
 
   void allgather(const void* send, std::size_t bytes, void* recv) override {
@@ -88,7 +109,7 @@ class Mpi final : public Communicator {
                         &requests_.emplace_back()),
          "allgather");
     bytes_sent_ += std::int64_t(bytes) * (size_ - 1);
-    wait("a gather from every rank");
+    wait(requests_, "a gather from every rank");
   }
 
   void broadcast(void* data, std::size_t bytes, int root) override {
@@ -97,7 +118,7 @@ class Mpi final : public Communicator {
                       MPI_COMM_WORLD, &requests_.emplace_back()),
            "broadcast");
     if (root == rank_) bytes_sent_ += std::int64_t(bytes) * (size_ - 1);
-    wait(fmt::format("a broadcast from rank {}", root));
+    wait(requests_, fmt::format("a broadcast from rank {}", root));
   }
 
   [[noreturn]] void abort(int code) override {
@@ -109,7 +130,7 @@ class Mpi final : public Communicator {
     double result = 0.0;
     post(MPI_Iallreduce(&value, &result, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD, &requests_.emplace_back()),
          "allreduce");
-    wait("a reduction over every rank");
+    wait(requests_, "a reduction over every rank");
     return result;
   }
 
@@ -128,40 +149,47 @@ class Mpi final : public Communicator {
     }
   }
 
-  // Polls the requests in flight until all complete or the deadline passes. Spins briefly
-  // (transfers between ranks of one machine take microseconds), then sleeps between polls.
-  void wait(const std::string& what) {
+  // Polls `requests` until all complete or the deadline passes. Spins briefly (transfers
+  // between ranks of one machine take microseconds), then sleeps between polls.
+  void wait(std::vector<MPI_Request>& requests, const std::string& what) {
     using Clock = std::chrono::steady_clock;
     const auto start = Clock::now();
     const auto deadline = start + std::chrono::duration<double>(timeout_);
     for (long polls = 0;; ++polls) {
       int done = 0;
-      const int code = MPI_Testall(int(requests_.size()), requests_.data(), &done, MPI_STATUSES_IGNORE);
+      const int code = MPI_Testall(int(requests.size()), requests.data(), &done, MPI_STATUSES_IGNORE);
       if (code != MPI_SUCCESS) {
-        requests_.clear();
+        requests.clear();
         mpi_check(code, what.c_str());
       }
       if (done) break;
       if (Clock::now() > deadline) {
         // Withdrawn, so that a late message cannot land in a buffer that is gone.
-        for (MPI_Request& request : requests_) {
+        for (MPI_Request& request : requests) {
           if (request == MPI_REQUEST_NULL) continue;
           MPI_Cancel(&request);
           MPI_Request_free(&request);
         }
-        requests_.clear();
+        requests.clear();
         fail("rank {}: {} did not complete within {:.0f} s (a rank failed, stopped or took another path; "
              "LONGSPARSE_CP_TIMEOUT sets the limit)",
              rank_, what, timeout_);
       }
       if (polls > 2000) std::this_thread::sleep_for(std::chrono::microseconds(polls > 20000 ? 1000 : 50));
     }
-    requests_.clear();
+    requests.clear();
   }
+
+  // A posted send: its pieces' requests.
+  struct Posted {
+    int to = -1;
+    std::vector<MPI_Request> requests;
+  };
 
   int rank_ = 0, size_ = 1;
   int peer_to_ = -1, peer_from_ = -1;
   std::vector<MPI_Request> requests_;
+  std::deque<Posted> posted_;
 };
 
 }  // namespace

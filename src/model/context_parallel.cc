@@ -147,6 +147,11 @@ PrefillStats ContextParallel::prefill(Transformer& model, std::span<const std::i
   const PrefillStats s1 = model.prefill(tokens.subspan(b0, b1 - b0), cache, last_here ? logits : scratch.data(), hooks);
   stats.attention_ms += s1.attention_ms;
   stats.estimate_ms += s1.estimate_ms;
+  {
+    Timer wait;
+    comm_.complete_sends(0);
+    stats_.wait_ms += wait.ms();
+  }
   stats_.phase1_ms = phase1.ms();
 
   // Every rank now counts the whole context as cached; each holds its own block of it.
@@ -202,13 +207,26 @@ void ContextParallel::ring(int layer, const AttnInput& in, LayerAttention* metho
   const auto block_floats = [&](int j) { return 2 * std::int64_t(G) * sent(j) * D; };
   std::int64_t largest = 0;
   for (int j = 0; j < R; ++j) largest = std::max(largest, block_floats(j));
-  // The own block as it travels: [K: G × sent × D][V: G × sent × D].
-  const std::int64_t own_n = sent(r), skip = m - own_n;
-  own_.ensure(block_floats(r));
-  for (int g = 0; g < G; ++g) {
-    std::memcpy(own_.data() + g * own_n * D, in.k + (g * m + skip) * D, own_n * D * sizeof(float));
-    std::memcpy(own_.data() + (G + g) * own_n * D, in.v + (g * m + skip) * D, own_n * D * sizeof(float));
+  // The own block as it travels: [K: G × sent × D][V: G × sent × D]. It goes out at once
+  // and is not waited for (post_send): a rank with less work in this layer goes on to the
+  // next ones, up to kSendBuffers − 1 layers ahead of the rank after it, instead of moving
+  // in lockstep with it (blocks balanced over the whole model are not balanced per layer
+  // when local and global layers mix). Blocks passed on (t ≥ 2) go with the exchanges.
+  const bool send_own = r + 1 < R && needs(r, r + 1, W);
+  Buffer<float>* own = &own_;
+  if (send_own) {
+    Timer wait;
+    comm_.complete_sends(kSendBuffers - 1);  // the buffer about to be reused is free
+    stats_.wait_ms += wait.ms();
+    own = &send_buffers_[sends_posted_++ % kSendBuffers];
   }
+  const std::int64_t own_n = sent(r), skip = m - own_n;
+  own->ensure(block_floats(r));
+  for (int g = 0; g < G; ++g) {
+    std::memcpy(own->data() + g * own_n * D, in.k + (g * m + skip) * D, own_n * D * sizeof(float));
+    std::memcpy(own->data() + (G + g) * own_n * D, in.v + (g * m + skip) * D, own_n * D * sizeof(float));
+  }
+  if (send_own) comm_.post_send(r + 1, own->data(), std::size_t(block_floats(r)) * sizeof(float));
   ring_[0].ensure(largest);
   ring_[1].ensure(largest);
 
@@ -247,14 +265,14 @@ void ContextParallel::ring(int layer, const AttnInput& in, LayerAttention* metho
     ++stats_.remote_pairs;
   };
 
-  // Step t: send the block held (received at step t − 1; own at t = 1) to r + 1, receive
-  // block r − t from r − 1, and meanwhile attend to the block held.
-  const float* current = own_.data();
+  // Step t: pass the block held (received at step t − 1) on to r + 1, receive block r − t
+  // from r − 1, and meanwhile attend to the block held (the own block at t = 1, sent above).
+  const float* current = own->data();
   int owner = r;
   for (int t = 1;; ++t) {
     const int incoming_block = r - t;
     const bool receive = needs(incoming_block, r, W);
-    const bool send = r + 1 < R && needs(owner, r + 1, W);
+    const bool send = t > 1 && r + 1 < R && needs(owner, r + 1, W);
     float* incoming = ring_[t % 2].data();
     if (send || receive)
       comm_.start_exchange(send ? r + 1 : -1, current, std::size_t(block_floats(owner)) * sizeof(float),

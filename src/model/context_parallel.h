@@ -147,6 +147,9 @@ class ContextParallel final : public ContextAttention {
 
   Buffer<float> own_;            // [2][kv_heads][block][dim]: this rank's block, K then V
   Buffer<float> ring_[2];        // blocks in flight, same layout
+  static constexpr int kSendBuffers = 3;
+  Buffer<float> send_buffers_[kSendBuffers];  // own blocks of the last layers, posted (same layout)
+  std::int64_t sends_posted_ = 0;
   Buffer<float> all_k_, all_v_;  // [kv_heads][keys][dim]: gathered blocks (sparse method) or held keys
   Buffer<double> lse_;           // [heads][rows]
   Buffer<float> part_;
