@@ -96,7 +96,7 @@ std::string describe(const Keys& ours, const Keys& official) {
     if (!ours.count(x)) missing.push_back(x);
   auto first = [](const std::vector<std::int64_t>& v) {
     std::string s;
-    for (std::size_t i = 0; i < v.size() && i < 8; ++i) s += (i ? "," : "") + std::to_string(v[i]);
+    for (std::size_t i = 0; i < v.size() && i < 8; ++i) s += fmt::format("{}{}", i ? "," : "", v[i]);
     return s + (v.size() > 8 ? ",…" : "");
   };
   return fmt::format("Jaccard {:.4f}: {} keys ours only [{}], {} official only [{}]", jaccard(ours, official),
