@@ -98,7 +98,7 @@ TEST(BenchDecode, JsonFieldsAndBudgets) {
   EXPECT_LT(q["kv_bytes_read"].get<double>(), d["kv_bytes_read"].get<double>() / 4);
   EXPECT_GT(q["recall"].get<double>(), 0.5);  // the planted needles are found
   EXPECT_TRUE(q.contains("speedup"));
-  EXPECT_EQ(q["plan"], "quest:budget=512,page=16,dense_layers=2");
+  EXPECT_EQ(q["plan"], "quest:budget=512,page=16,dense_layers=2,current=always");
   for (const char* bad : {"--plan nope", "--plan xattention", "--layer 40", "--needles 5000"}) {
     Result r = run(small + bad);
     EXPECT_EQ(r.status, 1) << bad << ": " << r.output;

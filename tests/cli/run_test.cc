@@ -124,7 +124,7 @@ TEST(RunCli, DecodeSelector) {
   const Result r = ls::testing::run_longsparse("run -p \"" + words + "\" -n 4 --temp 0 --json --decode quest:budget=64", "", false);
   ASSERT_EQ(r.status, 0) << r.output;
   const auto j = nlohmann::json::parse(r.output);
-  EXPECT_EQ(j["decode_method"], "quest:budget=64,page=16,dense_layers=2");
+  EXPECT_EQ(j["decode_method"], "quest:budget=64,page=16,dense_layers=2,current=always");
   EXPECT_EQ(j["decode_budget"], 64);
   EXPECT_GT(j["kv_summary_bytes"].get<std::int64_t>(), 0);
   // 28 of 30 layers attend to at most 64 keys, the first two to all of them (~360).

@@ -9,9 +9,10 @@
 // code: andy-yang-1/DoubleSparse: config/offline_calibration.py writes, per layer and head,
 // the channels sorted by mean |q_c·k_c| of each token with its own key ("qk_proj", the
 // method active there; q- and k-only norms are also written); evaluation/perplexity_eval.py
-// defaults to these qk channels; LongBench/modify_llama.py keeps the top heavy_const = 2048
-// tokens by label scores and makes every layer sparse (only the CPU-offloading variant keeps
-// layers 0, 1 and the last dense).
+// defaults to these qk channels; LongBench/modify_llama.py (LlamaAttention_heavy_hitter)
+// keeps the top heavy_const tokens by label scores (2048 in the class, 256 as pred.py's
+// default), per query head, the new token ranked with the others, and attends densely in
+// layers 0 and 1 (`q_len > 1 or self.layer_idx < 2`, in evaluation/modify_llama.py too).
 //
 // Calibration criterion (`longsparse calibrate`, double_sparsity.h): the official "qk"
 // statistic, mean over the calibration tokens t of |q[t][c] · k[t][c]|, summed over the query
@@ -23,11 +24,17 @@
 //   channels     = 8     label channels per KV head (the first of the file's, largest first):
 //                        1/8 of SmolLM2's head dimension of 64 (1/32 of Gemma 3's 256)
 //   file         (required)  label channels JSON written by `longsparse calibrate`
-//   dense_layers = 0     the first layers attend densely (the official GPU code has none)
+//   dense_layers = 0     the first layers attend densely (the official accuracy forwards,
+//                        LongBench/ and evaluation/modify_llama.py, keep layers 0 and 1 dense:
+//                        dense_layers=2)
+//   current      = always  the new token: `always` kept, the top budget - 1 of the others added;
+//                        `ranked` ranks it with the others, the top budget of all keys, as the
+//                        official LongBench/modify_llama.py does (they differ when the new token's
+//                        label score is not among the top budget; docs/fidelity.md)
 // Contexts of at most `budget` keys are dense.
 // GQA (the official code selects per query head): one selection per KV head; the label scores
 // are summed over the group's query heads, i.e. scored with the group's summed query, as
-// quest sums its bounds. The new token is always kept. What we do not do: the official code
+// quest sums its bounds. What we do not do: the official code
 // quantises the label cache to 4 (or 2) bits; we keep labels in fp32, so our selection is
 // that of unquantised labels.
 #include "methods/decode/double_sparsity.h"
@@ -128,9 +135,9 @@ constexpr int kMaxChannels = 256;  // label channels per head at most (the large
 
 class DoubleSparsity final : public DecodeSelector {
  public:
-  DoubleSparsity(const std::string& file, std::int64_t budget, int channels, int dense_layers)
+  DoubleSparsity(const std::string& file, std::int64_t budget, int channels, int dense_layers, bool ranked)
       : labels_(load_label_channels(file)), file_(file), budget_(budget), channels_(channels),
-        dense_layers_(dense_layers) {
+        dense_layers_(dense_layers), ranked_(ranked) {
     decode::check_budget("double-sparsity", budget, 1);
     LS_CHECK(channels <= labels_.channels, "double-sparsity: {} label channels asked for; '{}' has {} per head",
              channels, file, labels_.channels);
@@ -154,7 +161,7 @@ class DoubleSparsity final : public DecodeSelector {
       return 0;
     }
     const int G = keys.kv_heads(), dim = keys.dim(), group = query.heads / G, r = channels_;
-    const std::int64_t m = n - 1;  // candidates: the new token is kept anyway
+    const std::int64_t m = ranked_ ? n : n - 1;  // candidates (always: the new token is kept anyway)
     scores_.resize(std::size_t(m));
     out.reset(G, n);
     for (int g = 0; g < G; ++g) {
@@ -173,13 +180,13 @@ class DoubleSparsity final : public DecodeSelector {
         for (int c = 0; c < r; ++c) dot += q[c] * labels[j * r + c];
         scores[j] = dot;
       }
-      // The top budget - 1 (ties: the lower positions, as decode::top_k picks them).
-      const std::int64_t k = budget_ - 1;
+      // The top budget (- 1) (ties: the lower positions, as decode::top_k picks them).
+      const std::int64_t k = ranked_ ? budget_ : budget_ - 1;
       const float threshold = kth_largest(scores, m, k);
       std::int64_t ties = k - std::count_if(sorted_.begin(), sorted_.end(), [&](float x) { return x > threshold; });
       for (std::int64_t j = 0; j < m; ++j)
         if (scores[j] > threshold || (scores[j] == threshold && ties-- > 0)) out.add(g, j, j + 1);
-      out.add(g, n - 1, n);
+      if (!ranked_) out.add(g, n - 1, n);
     }
     out.finish();
     return std::int64_t(G) * m * r * 4;
@@ -211,8 +218,9 @@ class DoubleSparsity final : public DecodeSelector {
   std::string file_;
   std::int64_t budget_;
   int channels_, dense_layers_;
+  bool ranked_;
   SummaryNeeds needs_;
-  std::vector<float> scores_;  // [n - 1]: label scores
+  std::vector<float> scores_;  // [n - 1] (ranked: [n]): label scores
   std::vector<float> sorted_;  // candidates for the threshold
 };
 
@@ -228,12 +236,14 @@ MethodInfo double_sparsity_info() {
       {"channels", "8", "label channels per KV head (the file's first)", K::Int, 1, kMaxChannels, {}},
       {"file", "", "label channels JSON from `longsparse calibrate` (required)", K::String, 0, 0, {}},
       {"dense_layers", "0", "the first layers attend densely", K::Int, 0, 1e6, {}},
+      {"current", "always", "the new token: always kept, or ranked with the others (the official code)", K::String, 0,
+       0, {"always", "ranked"}},
   };
   info.make_decode = [](const Params& p) {
     LS_CHECK(!p.get_string("file").empty(), "double-sparsity: give the label channels, e.g. "
                                             "double-sparsity:file=channels.json (written by `longsparse calibrate`)");
     return std::make_unique<DoubleSparsity>(p.get_string("file"), p.get_int("budget"), int(p.get_int("channels")),
-                                            int(p.get_int("dense_layers")));
+                                            int(p.get_int("dense_layers")), p.get_string("current") == "ranked");
   };
   return info;
 }

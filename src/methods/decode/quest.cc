@@ -11,7 +11,15 @@
 //   budget       = 1024  keys attended per KV head (budget/page pages, the current one included)
 //   page         = 16    tokens per page
 //   dense_layers = 2     the first layers attend densely
-// Contexts of at most `budget` keys are dense.
+//   current      = always  the current page: `always` kept, the top budget/page - 1 of the
+//                        other pages added (Quest's kernels: quest/utils/controller.py excludes
+//                        the last page from decode_topk and always attends it); `ranked` ranks it
+//                        with the others, the top budget/page of all pages (Quest's accuracy
+//                        evaluation, evaluation/quest_attention.py: local_heavy_hitter_mask, whose
+//                        partial last page is bounded by its own keys). They differ when the
+//                        current page is not among the top pages (docs/fidelity.md).
+// Contexts of at most `budget` keys are dense. (The evaluation code keeps at least 3 pages,
+// max(3, budget/16); budgets below 3 pages are not reproduced.)
 // GQA (the paper's models are MHA): one selection per KV head, the bounds summed over the
 // group's query heads, so every query head of a group reads the same pages once.
 // The current (last, possibly partial) page is always kept, as in Quest's kernel.
@@ -25,8 +33,8 @@ namespace {
 
 class Quest final : public DecodeSelector {
  public:
-  Quest(std::int64_t budget, std::int64_t page, int dense_layers)
-      : budget_(budget), page_(page), dense_layers_(dense_layers) {
+  Quest(std::int64_t budget, std::int64_t page, int dense_layers, bool ranked)
+      : budget_(budget), page_(page), dense_layers_(dense_layers), ranked_(ranked) {
     LS_CHECK(budget >= page, "quest: budget {} is less than one page of {} keys", budget, page);
   }
   SummaryNeeds needs() const override { return {kSummaryPageMinMax, page_, 16}; }
@@ -40,18 +48,21 @@ class Quest final : public DecodeSelector {
     }
     scores_.resize(static_cast<std::size_t>(pages));
     out.reset(keys.kv_heads(), n);
+    const std::int64_t scored = ranked_ ? pages : pages - 1;  // always: the current page is kept anyway
     for (int g = 0; g < keys.kv_heads(); ++g) {
-      decode::page_upper_bounds(query, keys, g, pages - 1, scores_.data());  // the current page is kept anyway
-      for (std::int64_t p : decode::top_k(scores_.data(), pages - 1, keep - 1)) out.add(g, p * page_, (p + 1) * page_);
-      out.add(g, (pages - 1) * page_, n);
+      decode::page_upper_bounds(query, keys, g, scored, scores_.data());
+      for (std::int64_t p : decode::top_k(scores_.data(), scored, ranked_ ? keep : keep - 1))
+        out.add(g, p * page_, (p + 1) * page_);
+      if (!ranked_) out.add(g, (pages - 1) * page_, n);
     }
     out.finish();
-    return std::int64_t(keys.kv_heads()) * (pages - 1) * 2 * keys.dim() * 4;
+    return std::int64_t(keys.kv_heads()) * scored * 2 * keys.dim() * 4;
   }
 
  private:
   std::int64_t budget_, page_;
   int dense_layers_;
+  bool ranked_;
   std::vector<float> scores_;
 };
 
@@ -66,9 +77,12 @@ MethodInfo quest_info() {
       {"budget", "1024", "keys attended per KV head (pages × page size)", K::Int, 2, 1e9, {}},
       {"page", "16", "tokens per page", K::Int, 1, 4096, {}},
       {"dense_layers", "2", "the first layers attend densely", K::Int, 0, 1e6, {}},
+      {"current", "always", "the current page: always kept (Quest's kernels) or ranked with the others (its evaluation code)",
+       K::String, 0, 0, {"always", "ranked"}},
   };
   info.make_decode = [](const Params& p) {
-    return std::make_unique<Quest>(p.get_int("budget"), p.get_int("page"), int(p.get_int("dense_layers")));
+    return std::make_unique<Quest>(p.get_int("budget"), p.get_int("page"), int(p.get_int("dense_layers")),
+                                   p.get_string("current") == "ranked");
   };
   return info;
 }

@@ -5,7 +5,12 @@
 // landmark is the mean of its post-RoPE keys; the chunks whose keys agree least with their
 // landmark (lowest minimum cosine similarity) are outliers, kept exact with the local window;
 // at each decode step the query scores every landmark, the scores are softmaxed per query head
-// and max-reduced over the GQA group, and the top chunks are attended. Official code:
+// and max-reduced over the GQA group, and the top chunks are attended. The softmax runs over
+// the non-outlier chunks' landmarks, the only ones the official cache keeps; the official code
+// scales the scores by 1/sqrt(128) whatever the head dimension, we by the model's softmax scale
+// (the same for its head dimension of 128; for a group of heads of another dimension the
+// rankings can differ). tests/methods/official_decode_fixture_test.cc checks our selection
+// against the official ShadowKVCache's (docs/fidelity.md). Official code:
 // bytedance/ShadowKV (models/kv_cache.py, ShadowKVCache: sparse_budget 2048, chunk_size 8,
 // rank 160, local_chunk 4, outlier_chunk 48).
 //
@@ -65,10 +70,13 @@ class ShadowKv final : public DecodeSelector {
       LS_CHECK(landmarks && keys.block_size() == chunk_, "shadowkv: the cache keeps no block means of {} keys", chunk_);
       const std::vector<char>& outlier = state.outlier[std::size_t(g)];
       std::fill(best.begin(), best.end(), -1.0f);
+      // The softmax runs over the landmarks of the non-outlier chunks only: ShadowKV keeps no
+      // landmark of an outlier chunk (its k_landmark holds the rest), which matters for a group.
       for (int i = 0; i < group; ++i) {
         const float* q = query.q + std::int64_t(g * group + i) * dim;
         float max = -INFINITY;
         for (std::int64_t c = 0; c < candidates; ++c) {
+          if (outlier[c]) continue;
           const float* l = landmarks + c * dim;
           float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
@@ -77,8 +85,10 @@ class ShadowKv final : public DecodeSelector {
           max = std::max(max, score[c]);
         }
         double total = 0;
-        for (std::int64_t c = 0; c < candidates; ++c) total += score[c] = std::exp(score[c] - max);
-        for (std::int64_t c = 0; c < candidates; ++c) best[c] = std::max(best[c], float(score[c] / total));
+        for (std::int64_t c = 0; c < candidates; ++c)
+          if (!outlier[c]) total += score[c] = std::exp(score[c] - max);
+        for (std::int64_t c = 0; c < candidates; ++c)
+          if (!outlier[c]) best[c] = std::max(best[c], float(score[c] / total));
       }
       for (std::int64_t c = 0; c < candidates; ++c)
         if (outlier[c]) best[c] = -1.0f, out.add(g, c * chunk_, (c + 1) * chunk_);  // kept anyway
