@@ -25,6 +25,7 @@ std::unique_ptr<ContextRun> ContextRun::make(const ContextOptions& options) {
   auto run = std::make_unique<ContextRun>();
   run->comm_ = mpi_communicator();
   run->parallel_ = std::make_unique<ContextParallel>(*run->comm_, mode, options.anchor);
+  run->parallel_->set_block_alignment(ContextParallel::kBlockAlignment);  // whole pages for decode selectors
   return run;
 }
 

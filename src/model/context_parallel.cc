@@ -50,7 +50,7 @@ double ContextParallel::pair_cost(const ModelConfig& c) {
 }
 
 ContextLayout ContextLayout::make(ContextMode mode, int ranks, std::int64_t prompt, std::int64_t query,
-                                  std::int64_t anchor, double pair_cost) {
+                                  std::int64_t anchor, double pair_cost, std::int64_t align) {
   LS_CHECK(ranks >= 1, "context parallelism over {} ranks", ranks);
   LS_CHECK(query >= 0 && query < prompt, "a query of {} tokens in a prompt of {}", query, prompt);
   LS_CHECK(mode == ContextMode::Star || query == 0, "ring attention has no separate query");
@@ -70,6 +70,14 @@ ContextLayout ContextLayout::make(ContextMode mode, int ranks, std::int64_t prom
     // At least one token per rank, in order.
     for (int r = 1; r < ranks; ++r)
       l.begin[r] = std::clamp(cut_at(pair_cost, total * r / ranks), l.begin[r - 1] + 1, l.context - (ranks - r));
+  }
+  if (align > 1) {
+    for (int r = 1; r < ranks; ++r) {
+      l.begin[r] = (l.begin[r] + align / 2) / align * align;
+      LS_CHECK(l.begin[r] > l.begin[r - 1] && l.begin[r] < l.context,
+               "a context of {} tokens cannot be split over {} ranks in whole blocks of {} tokens", l.context, ranks,
+               align);
+    }
   }
   if (mode == ContextMode::Star) {
     l.anchor = anchor > 0 ? anchor : l.block(0);
@@ -126,7 +134,8 @@ PrefillStats ContextParallel::prefill(Transformer& model, std::span<const std::i
                        c.embedding, c.vocab, cache.capacity(), int(cache.key_type()), int(cache.value_type()));
     comm_.check_same(key, "the prompt, model or settings");
   }
-  layout_ = ContextLayout::make(mode_, R, n, query, anchor_request_, equal_blocks_ ? 0.0 : pair_cost(model.config()));
+  layout_ = ContextLayout::make(mode_, R, n, query, anchor_request_, equal_blocks_ ? 0.0 : pair_cost(model.config()),
+                                align_);
   stats_ = {};
   model_ = &model;
   const std::int64_t bytes_before = comm_.bytes_sent();
@@ -358,32 +367,96 @@ void ContextParallel::shared(int layer, const AttnInput& in, std::int64_t p0, co
   merge_ranks(out, lse_.data(), rows, D);
 }
 
-void ContextParallel::decode(int layer, const float* q, std::int64_t p, const KvCache& cache, float* out) {
+namespace {
+
+// The keys of positions [first, end) of a layer as a context of their own (positions from
+// 0), for a decode selector on one rank. Summaries are the cache's, which is why `first`
+// must start a page and a block.
+class HeldKeys final : public DecodeKeys {
+ public:
+  HeldKeys(const DecodeKeys& all, std::int64_t first, std::int64_t end) : all_(all), first_(first), end_(end) {
+    LS_CHECK(!all.page_min(0) || first % all.page_size() == 0,
+             "a decode selector's pages of {} tokens straddle two ranks (blocks must start at multiples of {})",
+             all.page_size(), ContextParallel::kBlockAlignment);
+    LS_CHECK(!all.block_mean(0) || first % all.block_size() == 0,
+             "a decode selector's blocks of {} tokens straddle two ranks (blocks must start at multiples of {})",
+             all.block_size(), ContextParallel::kBlockAlignment);
+  }
+  int kv_heads() const override { return all_.kv_heads(); }
+  int dim() const override { return all_.dim(); }
+  std::int64_t size() const override { return end_ - first_; }
+  std::int64_t page_size() const override { return all_.page_size(); }
+  const float* page_min(int g) const override { return shifted(all_.page_min(g), first_ / all_.page_size()); }
+  const float* page_max(int g) const override { return shifted(all_.page_max(g), first_ / all_.page_size()); }
+  std::int64_t block_size() const override { return all_.block_size(); }
+  const float* block_mean(int g) const override { return shifted(all_.block_mean(g), first_ / all_.block_size()); }
+  std::span<const int> label_channels(int g) const override { return all_.label_channels(g); }
+  const float* labels(int g) const override {
+    const float* l = all_.labels(g);
+    return l ? l + first_ * std::int64_t(all_.label_channels(g).size()) : nullptr;
+  }
+  std::int64_t key_row_bytes() const override { return all_.key_row_bytes(); }
+  void read_keys(int g, std::int64_t first, std::int64_t last, float* out) const override {
+    all_.read_keys(g, first_ + first, first_ + last, out);
+  }
+
+ private:
+  const float* shifted(const float* rows, std::int64_t by) const { return rows ? rows + by * all_.dim() : nullptr; }
+  const DecodeKeys& all_;
+  std::int64_t first_, end_;
+};
+
+}  // namespace
+
+ContextAttention::Decoded ContextParallel::decode(const DecodeQuery& query, std::int64_t p, const KvCache& cache,
+                                                  DecodeSelector* selector, float* out) {
   LS_CHECK(phase_ == Phase::Shared, "context parallelism: decode before the prefill");
-  const int H = model_->config().heads, G = cache.shape().kv_heads, D = cache.shape().dim;
+  const int layer = query.layer, H = query.heads, G = cache.shape().kv_heads, D = cache.shape().dim;
   const std::int64_t window = cache.is_ring(layer) ? cache.slots(layer) : 0;
   // The last rank has written the token already: its range ends after it.
   const auto [first, end] = held(layer, p, stores(p), window, cache);
   lse_.ensure(H);
+  double counts[2] = {0.0, 0.0};  // keys attended, bytes the selector read
+  Decoded decoded;
   if (first < end) {
-    selection_.set_dense(G, end, first);
-    decode_attention_.run(cache, layer, q, H, selection_, model_->config().attention_scale, out, {}, lse_.data());
+    if (selector && window == 0) {
+      const LayerKeys all = cache.layer_keys(layer, end);
+      const HeldKeys mine(all, first, end);
+      Timer timer;
+      counts[1] = double(selector->select(query, mine, local_));
+      decoded.select_ms = timer.ms();
+      selection_.reset(G, end);
+      for (int g = 0; g < G; ++g)
+        for (std::int64_t i = local_.offsets()[g]; i < local_.offsets()[g + 1]; ++i)
+          selection_.add(g, first + local_.ranges()[i].begin, first + local_.ranges()[i].end);
+      selection_.finish();
+    } else {
+      selection_.set_dense(G, end, first);
+    }
+    counts[0] = double(selection_.tokens());
+    decode_attention_.run(cache, layer, query.q, H, selection_, query.scale, out, {}, lse_.data());
   } else {
     std::fill_n(out, std::int64_t(H) * D, 0.0f);
     std::fill_n(lse_.data(), H, -std::numeric_limits<double>::infinity());
   }
-  merge_ranks(out, lse_.data(), H, D);
+  merge_ranks(out, lse_.data(), H, D, counts);
+  decoded.keys = std::int64_t(counts[0]);
+  decoded.select_bytes = std::int64_t(counts[1]);
+  return decoded;
 }
 
-void ContextParallel::merge_ranks(float* out, const double* lse, std::int64_t rows, int dim) {
+void ContextParallel::merge_ranks(float* out, const double* lse, std::int64_t rows, int dim, double* counts) {
   const int R = comm_.size();
   if (R == 1) return;
-  // Per rank: rows × dim floats of output, then rows doubles of lse (two floats each).
-  const std::int64_t slot = rows * (dim + 2);
+  // Per rank: rows × dim floats of output, then rows doubles of lse and two doubles of counts
+  // (two floats each).
+  const std::int64_t slot = rows * (dim + 2) + 4;
   gathered_.ensure(slot * (R + 1));
   float* mine = gathered_.data() + slot * R;
   std::memcpy(mine, out, rows * dim * sizeof(float));
   std::memcpy(mine + rows * dim, lse, rows * sizeof(double));
+  const double none[2] = {0.0, 0.0};
+  std::memcpy(mine + rows * (dim + 2), counts ? counts : none, sizeof none);
   Timer wait;
   comm_.allgather(mine, slot * sizeof(float), gathered_.data());
   stats_.wait_ms += wait.ms();
@@ -398,6 +471,15 @@ void ContextParallel::merge_ranks(float* out, const double* lse, std::int64_t ro
     const float* part = gathered_.data() + slot * r;
     std::memcpy(part_lse.data(), part + rows * dim, rows * sizeof(double));
     merge_attention(out, acc.data(), part, part_lse.data(), rows, dim);
+  }
+  if (counts) {
+    counts[0] = counts[1] = 0.0;
+    for (int r = 0; r < R; ++r) {
+      double theirs[2];
+      std::memcpy(theirs, gathered_.data() + slot * r + rows * (dim + 2), sizeof theirs);
+      counts[0] += theirs[0];
+      counts[1] += theirs[1];
+    }
   }
 }
 

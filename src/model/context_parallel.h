@@ -33,7 +33,10 @@
 // are equal, as in the paper (each rank's attention is its own block plus the anchor).
 // Decode after either mode is the phase-2 step: every rank runs the token through the model
 // (the same arithmetic, so the same logits and tokens on every rank), attention merges the
-// ranks' parts.
+// ranks' parts. With a decode selector (--decode), each rank runs its own copy over the keys
+// it holds, as if they were a context of their own (its block's first keys are its sinks, its
+// last ones its recent window), with the selector's whole budget: R ranks attend to up to R
+// budgets' keys. Page summaries need blocks that start on a page: set_block_alignment().
 #pragma once
 
 #include <cstdint>
@@ -67,8 +70,9 @@ struct ContextLayout {
   // (see above), 0 gives equal blocks. Star: equal blocks; anchor 0 means the paper's default,
   // the block size. Throws on an impossible layout (fewer context tokens than ranks, an anchor
   // longer than a block).
+  // align > 1: every block but the last starts and ends at a multiple of align tokens.
   static ContextLayout make(ContextMode mode, int ranks, std::int64_t prompt, std::int64_t query,
-                            std::int64_t anchor = 0, double pair_cost = 0.0);
+                            std::int64_t anchor = 0, double pair_cost = 0.0, std::int64_t align = 1);
   std::int64_t block(int rank) const { return begin[rank + 1] - begin[rank]; }
   // Star: query-key pairs phase 1 computes over the context / its causal pairs (ring: 1).
   double density() const;
@@ -108,6 +112,10 @@ class ContextParallel final : public ContextAttention {
   static double pair_cost(const ModelConfig& config);
   // Equal ring blocks instead of balanced ones (tests that need the blocks of --ubatch).
   void set_equal_blocks(bool equal) { equal_blocks_ = equal; }
+  // Blocks cut at multiples of this many tokens (a decode selector's pages and blocks must not
+  // straddle two ranks); 1: anywhere. The CLI uses kBlockAlignment.
+  void set_block_alignment(std::int64_t tokens) { align_ = tokens; }
+  static constexpr std::int64_t kBlockAlignment = 64;
 
   const ContextLayout& layout() const { return layout_; }
   const ContextStats& stats() const { return stats_; }
@@ -117,7 +125,8 @@ class ContextParallel final : public ContextAttention {
   // ContextAttention.
   void prefill(int layer, const AttnInput& in, std::int64_t p0, const KvCache& cache, LayerAttention* method,
                float* out) override;
-  void decode(int layer, const float* q, std::int64_t p, const KvCache& cache, float* out) override;
+  Decoded decode(const DecodeQuery& query, std::int64_t p, const KvCache& cache, DecodeSelector* selector,
+                 float* out) override;
   bool stores(std::int64_t p0) const override;
 
  private:
@@ -129,8 +138,9 @@ class ContextParallel final : public ContextAttention {
   // (with_p: including p itself, which the last rank has just written).
   std::pair<std::int64_t, std::int64_t> held(int layer, std::int64_t p, bool with_p, std::int64_t window,
                                              const KvCache& cache) const;
-  // Gathers every rank's (out, lse) of the same rows and merges them in rank order into out.
-  void merge_ranks(float* out, const double* lse, std::int64_t rows, int dim);
+  // Gathers every rank's (out, lse) of the same rows and merges them in rank order into out;
+  // `counts` (two numbers per rank) come back summed over the ranks.
+  void merge_ranks(float* out, const double* lse, std::int64_t rows, int dim, double* counts = nullptr);
   // Whether rank `r`'s queries need block j's keys in a layer with this window.
   bool needs(int j, int r, std::int64_t window) const;
 
@@ -138,12 +148,14 @@ class ContextParallel final : public ContextAttention {
   ContextMode mode_;
   std::int64_t anchor_request_ = 0;
   bool equal_blocks_ = false;
+  std::int64_t align_ = 1;
   ContextLayout layout_;
   Phase phase_ = Phase::Blocks;
   ContextStats stats_;
   Transformer* model_ = nullptr;  // the model this object set itself on
   DecodeAttention decode_attention_;
   Selection selection_;
+  Selection local_;  // a selector's choice among the held keys, positions from the first held
 
   Buffer<float> own_;            // [2][kv_heads][block][dim]: this rank's block, K then V
   Buffer<float> ring_[2];        // blocks in flight, same layout
@@ -154,7 +166,7 @@ class ContextParallel final : public ContextAttention {
   Buffer<double> lse_;           // [heads][rows]
   Buffer<float> part_;
   Buffer<double> part_lse_;
-  Buffer<float> gathered_;       // [ranks + 1][heads · rows · (dim + 2)]: outputs, then the lse as double
+  Buffer<float> gathered_;       // [ranks + 1][heads · rows · (dim + 2) + 4]: outputs, the lse, two counts (as double)
   std::vector<double> merge_lse_, merge_part_lse_;
 };
 

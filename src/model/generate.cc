@@ -30,8 +30,7 @@ GenerateResult generate(Transformer& model, const Tokenizer& tokenizer, std::spa
   keep_summaries_for(options.decode, cache);  // built as the prompt is written
   std::vector<float> logits(model.config().vocab);  // [vocab]
   Timer prefill_timer;
-  LS_CHECK(!options.context || (options.ubatch == 0 && !options.decode),
-           "context parallelism runs neither --ubatch nor a decode selector");
+  LS_CHECK(!options.context || options.ubatch == 0, "context parallelism runs no --ubatch");
   const PrefillStats stats =
       options.context
           ? options.context->prefill(model, prompt, options.context_query, cache, logits.data(), options.hooks)

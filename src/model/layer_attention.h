@@ -49,9 +49,17 @@ class ContextAttention {
   // sparse method (nullptr: dense).
   virtual void prefill(int layer, const AttnInput& in, std::int64_t p0, const KvCache& cache, LayerAttention* method,
                        float* out) = 0;
-  // out [heads][dim] for one token at position p, whose key and value this process has
-  // already written to `cache` when stores(p).
-  virtual void decode(int layer, const float* q, std::int64_t p, const KvCache& cache, float* out) = 0;
+  // What a decode step attended to, summed over the processes.
+  struct Decoded {
+    std::int64_t keys = 0;          // keys attended (over the KV heads)
+    std::int64_t select_bytes = 0;  // summaries and keys the selectors read
+    double select_ms = 0.0;         // this process's selector
+  };
+  // out [heads][dim] for the token `query` at position p, whose key and value this process
+  // has already written to `cache` when stores(p). `selector` (nullptr: dense) selects among
+  // the keys this process holds.
+  virtual Decoded decode(const DecodeQuery& query, std::int64_t p, const KvCache& cache, DecodeSelector* selector,
+                         float* out) = 0;
   // Whether this process keeps the keys and values of the batch starting at position p0.
   virtual bool stores(std::int64_t p0) const = 0;
 };

@@ -268,8 +268,8 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
     // At decode the selector may cap distances (StreamingLLM's position shift, InfLLM).
     const std::int64_t decode_limit = decode_step && selector && !lc.local() ? selector->rope_distance_limit() : 0;
     const bool decode_capped = decode_limit > 0 && p0 > decode_limit;
-    LS_CHECK(!context_ || (limit == 0 && !selector),
-             "context parallelism runs neither a RoPE distance cap (lambda) nor a decode selector");
+    LS_CHECK(!context_ || (limit == 0 && decode_limit == 0),
+             "context parallelism runs no RoPE distance cap (lambda, a decode selector's position shift)");
     LS_CHECK(!capped || p0 == 0,
              "a RoPE distance cap (lambda) needs the whole prompt in one batch: drop --ubatch or shorten the prompt");
     if (capped || decode_capped) {
@@ -285,8 +285,15 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
       Timer attention_timer;
       if (decode_step) {
         if (stores) cache.write(layer, p0, m, k_new_.data(), v_new_.data());
-        context_->decode(layer, q_heads_.data(), p0, cache, attn_.data());
-        if (decode_stats) decode_stats->attention_ms += attention_timer.ms();
+        const DecodeQuery query{layer, c.layers, q_heads_.data(), H, c.attention_scale};
+        const ContextAttention::Decoded d =
+            context_->decode(query, p0, cache, cache.is_ring(layer) ? nullptr : selector, attn_.data());
+        if (decode_stats) {
+          decode_stats->keys_attended += d.keys;  // every rank's
+          decode_stats->kv_bytes_read += d.keys * (cache.key_row_bytes() + cache.value_row_bytes()) + d.select_bytes;
+          decode_stats->attention_ms += attention_timer.ms();
+          decode_stats->select_ms += d.select_ms;
+        }
       } else {
         const AttnInput in{q_heads_.data(), k_new_.data(), v_new_.data(),
                            {H, G, m, m, static_cast<int>(D), c.attention_scale, lc.window}};

@@ -9,6 +9,8 @@
 //  - ring with a sparse method equals a chunked prefill with the same blocks (--ubatch);
 //  - star over one rank equals dense attention; star over several ranks gives every rank the
 //    same tokens;
+//  - a decode selector after a ring prefill: over one rank it selects what it selects in one
+//    process; over several, each rank selects among its own keys;
 //  - ranks that disagree on the prompt fail together, with the same error.
 #include <gtest/gtest.h>
 
@@ -90,8 +92,9 @@ struct Trace {
 // Prefill (one process or context-parallel), then `steps` greedy decode steps.
 Trace run(Transformer& model, const std::vector<std::int32_t>& prompt, int steps, ContextParallel* cp,
           std::int64_t query = 0, KvType type = KvType::F16, LayerAttention* method = nullptr,
-          std::int64_t ubatch = 0) {
+          std::int64_t ubatch = 0, DecodeSelector* selector = nullptr, DecodeStats* stats = nullptr) {
   KvCache cache = model.make_cache(std::int64_t(prompt.size()) + steps + 1, type, type);
+  if (selector && selector->needs().kinds) cache.keep_summaries(selector->needs());
   Trace t;
   std::vector<float> logits(model.config().vocab);
   PrefillHooks hooks;
@@ -101,7 +104,7 @@ Trace run(Transformer& model, const std::vector<std::int32_t>& prompt, int steps
   t.logits.push_back(logits);
   for (int s = 0; s < steps; ++s) {
     t.tokens.push_back(argmax(logits));
-    model.decode(t.tokens.back(), cache, logits.data());
+    model.decode(t.tokens.back(), cache, logits.data(), selector, stats);
     t.logits.push_back(logits);
   }
   return t;
@@ -201,6 +204,51 @@ TEST(ContextParallel, StarAnchorShorterThanABlock) {
   for (float x : got.logits.back()) ASSERT_TRUE(std::isfinite(x));
 }
 
+TEST(ContextParallel, DecodeSelectorsSelectAmongEachRanksKeys) {
+  Loaded* m = load("smollm2");
+  if (!m) GTEST_SKIP() << "smollm2 not cached";
+  const std::int64_t n = 700;
+  const std::vector<std::int32_t> prompt = prompt_tokens(*m->tokenizer, n);
+  const int steps = 4, R = world->size();
+  const std::string spec = "quest:budget=64,dense_layers=0";
+  auto one = MethodRegistry::instance().make_decode(spec);
+  DecodeStats one_stats;
+  const Trace expected = run(*m->model, prompt, steps, nullptr, 0, KvType::F32, nullptr, 0, one.get(), &one_stats);
+  auto mine = MethodRegistry::instance().make_decode(spec);
+  DecodeStats stats;
+  Trace got;
+  {
+    ContextParallel cp(*world, ContextMode::Ring);
+    cp.set_block_alignment(ContextParallel::kBlockAlignment);
+    got = run(*m->model, prompt, steps, &cp, 0, KvType::F32, nullptr, 0, mine.get(), &stats);
+    for (int r = 1; r < R; ++r) EXPECT_EQ(cp.layout().begin[r] % ContextParallel::kBlockAlignment, 0);
+  }
+  const std::int64_t layers_heads = std::int64_t(m->model->config().layers) * m->model->config().kv_heads;
+  if (R == 1) {
+    // One rank holds every key: the selection of one process.
+    expect_same(expected, got, 1e-4f);
+    EXPECT_EQ(stats.keys_attended, one_stats.keys_attended);
+  } else {
+    // Each rank attends to at most its own budget, so more keys than one process and at
+    // most R budgets (every block here is longer than the budget); every rank the same tokens.
+    EXPECT_GT(stats.keys_attended, one_stats.keys_attended);
+    EXPECT_LE(stats.keys_attended, std::int64_t(steps) * layers_heads * R * 64);
+    std::vector<std::int32_t> first(steps);
+    for (int s = 0; s < steps; ++s) first[s] = got.tokens[s];
+    for (float x : got.logits.back()) ASSERT_TRUE(std::isfinite(x));
+    std::vector<std::int32_t> all(std::size_t(steps) * R);
+    world->allgather(first.data(), first.size() * sizeof(std::int32_t), all.data());
+    for (int r = 1; r < R; ++r)
+      EXPECT_TRUE(std::equal(first.begin(), first.end(), all.begin() + std::ptrdiff_t(r) * steps)) << "rank " << r;
+  }
+  // A budget above every rank's keys attends densely: the ring's dense decode.
+  auto wide = MethodRegistry::instance().make_decode("quest:budget=4096,dense_layers=0");
+  const Trace dense = run(*m->model, prompt, steps, nullptr, 0, KvType::F32);
+  ContextParallel cp(*world, ContextMode::Ring);
+  cp.set_block_alignment(ContextParallel::kBlockAlignment);
+  expect_same(dense, run(*m->model, prompt, steps, &cp, 0, KvType::F32, nullptr, 0, wide.get()), 1e-4f);
+}
+
 TEST(ContextParallel, RanksThatDisagreeOnThePromptFailTogether) {
   if (world->size() == 1) GTEST_SKIP() << "needs two ranks";
   Loaded* m = load("smollm2");
@@ -260,6 +308,11 @@ TEST(ContextParallel, BalancedRingBlocksCostTheSame) {
   // Equal blocks without a cost; still one token per rank when the prompt is tiny.
   EXPECT_EQ(ContextLayout::make(ContextMode::Ring, 3, 9000, 0).begin, (std::vector<std::int64_t>{0, 3000, 6000, 9000}));
   EXPECT_EQ(ContextLayout::make(ContextMode::Ring, 3, 3, 0, 0, 10.0).begin, (std::vector<std::int64_t>{0, 1, 2, 3}));
+  // Aligned blocks: cut at the nearest multiple, or an error when a block would be empty.
+  EXPECT_EQ(ContextLayout::make(ContextMode::Ring, 3, 9000, 0, 0, 0.0, 64).begin,
+            (std::vector<std::int64_t>{0, 3008, 6016, 9000}));
+  EXPECT_EQ(ContextLayout::make(ContextMode::Star, 2, 310, 10, 0, 0.0, 64).begin, (std::vector<std::int64_t>{0, 128, 300}));
+  EXPECT_THROW(ContextLayout::make(ContextMode::Ring, 3, 100, 0, 0, 0.0, 64), Error);
 }
 
 }  // namespace
