@@ -31,9 +31,10 @@ TEXT="$WORK/prose.txt"
 if [[ ! -s "$TEXT" ]]; then
   CACHED="${LONGSPARSE_CACHE:-$HOME/.cache/longsparse}/text/austen.txt"
   if [[ -s "$CACHED" ]] && grep -q '^PRIDE AND PREJUDICE' "$CACHED"; then
-    sed -n '/^PRIDE AND PREJUDICE/,$p' "$CACHED" | head -c 45000 > "$TEXT"
+    # (head stops reading early: the writer's SIGPIPE is not a failure)
+    { sed -n '/^PRIDE AND PREJUDICE/,$p' "$CACHED" || true; } | head -c 45000 > "$TEXT"
   elif [[ -d /usr/lib/R/site-library/janeaustenr ]]; then
-    Rscript --vanilla -e 'library(janeaustenr); writeLines(prideprejudice)' | head -c 45000 > "$TEXT"
+    { Rscript --vanilla -e 'library(janeaustenr); writeLines(prideprejudice)' || true; } | head -c 45000 > "$TEXT"
   else
     echo "methods_on_capture.sh: needs r-cran-janeaustenr (scripts/setup-deps)" >&2; exit 1
   fi
