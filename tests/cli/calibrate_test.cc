@@ -90,7 +90,7 @@ TEST_F(CalibrateTest, WritesChannelsThatRunLoads) {
   }
 
   const Result run = ls::testing::run_longsparse(
-      "run -f " + path("text.txt") + " -n 4 --temp 0 --json --decode double-sparsity:file=" + out + ",budget=64", "", false);
+      "run -f " + path("text.txt") + " -n 4 --temp 0 --json --decode double-sparsity:file=" + out + ",budget=64,dense_layers=0", "", false);
   ASSERT_EQ(run.status, 0) << run.output;
   const auto result = nlohmann::json::parse(run.output);
   EXPECT_EQ(result["decode_budget"], 64);

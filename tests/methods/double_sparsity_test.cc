@@ -86,8 +86,13 @@ struct Fixture {
   }
   ~Fixture() { fs::remove(file); }
 
+  // The fixture is one layer, layer 0: its tests run it sparse and keep the new token unless
+  // they say otherwise (the defaults, the official code's, keep layers 0 and 1 dense).
   std::unique_ptr<DecodeSelector> make(const std::string& params = "") {
-    return MethodRegistry::instance().make_decode("double-sparsity:file=" + file + (params.empty() ? "" : "," + params));
+    std::string spec = "double-sparsity:file=" + file;
+    if (params.find("dense_layers=") == std::string::npos) spec += ",dense_layers=0";
+    if (params.find("current=") == std::string::npos) spec += ",current=always";
+    return MethodRegistry::instance().make_decode(spec + (params.empty() ? "" : "," + params));
   }
   Selection select(DecodeSelector& s) {
     Selection out;
@@ -156,6 +161,21 @@ TEST(DoubleSparsity, LargerBudgetNeverAttendsLess) {
     EXPECT_GE(r, last_recall - 1e-6) << "budget " << budget;
     last_tokens = sel.tokens();
     last_recall = r;
+  }
+}
+
+TEST(DoubleSparsity, DefaultsAreTheOfficialCodes) {
+  Fixture& f = fixture();
+  auto s = MethodRegistry::instance().make_decode("double-sparsity:file=" + f.file);
+  EXPECT_NE(s->spec().find("dense_layers=2"), std::string::npos) << s->spec();
+  EXPECT_NE(s->spec().find("current=ranked"), std::string::npos) << s->spec();
+  EXPECT_EQ(f.select(*s).tokens(), kG * kN);  // layer 0 is dense
+  // Ranked: the budget holds exactly `budget` keys, the new token only if it scores among them.
+  auto ranked = f.make("budget=1024,current=ranked");
+  const Selection sel = f.select(*ranked);
+  for (int g = 0; g < kG; ++g) {
+    EXPECT_EQ(sel.tokens(g), 1024);
+    EXPECT_TRUE(sel.contains(g, f.needles[g])) << "head " << g;
   }
 }
 
@@ -255,7 +275,7 @@ TEST(DoubleSparsity, MissingOrMismatchedFileIsAnError) {
   KvCache cache({1, kG, kDim, 4096, {}, KvType::F16, KvType::F16});
   EXPECT_THROW(cache.keep_summaries(s->needs()), Error);
   // Right heads, wrong layer count: select names the file and both shapes.
-  auto one_layer = registry.make_decode("double-sparsity:file=" + two + ",channels=2,budget=16");
+  auto one_layer = registry.make_decode("double-sparsity:file=" + two + ",channels=2,budget=16,dense_layers=0,current=always");
   cache.keep_summaries(one_layer->needs());
   std::vector<float> k(std::size_t(kG) * 100 * kDim, 0.5f), q(std::size_t(kHeads) * kDim, 1.0f);
   cache.write(0, 0, 100, k.data(), k.data());

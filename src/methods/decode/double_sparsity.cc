@@ -24,13 +24,12 @@
 //   channels     = 8     label channels per KV head (the first of the file's, largest first):
 //                        1/8 of SmolLM2's head dimension of 64 (1/32 of Gemma 3's 256)
 //   file         (required)  label channels JSON written by `longsparse calibrate`
-//   dense_layers = 0     the first layers attend densely (the official accuracy forwards,
-//                        LongBench/ and evaluation/modify_llama.py, keep layers 0 and 1 dense:
-//                        dense_layers=2)
-//   current      = always  the new token: `always` kept, the top budget - 1 of the others added;
-//                        `ranked` ranks it with the others, the top budget of all keys, as the
-//                        official LongBench/modify_llama.py does (they differ when the new token's
-//                        label score is not among the top budget; docs/fidelity.md)
+//   dense_layers = 2     the first layers attend densely, as the official accuracy forwards
+//                        (LongBench/ and evaluation/modify_llama.py) keep layers 0 and 1
+//   current      = ranked  the new token: `ranked` ranks it with the others, the top budget of
+//                        all keys, as the official LongBench/modify_llama.py does; `always`
+//                        keeps it and adds the top budget - 1 of the others (they differ when the
+//                        new token's label score is not among the top budget; docs/fidelity.md)
 // Contexts of at most `budget` keys are dense.
 // GQA (the official code selects per query head): one selection per KV head; the label scores
 // are summed over the group's query heads, i.e. scored with the group's summed query, as
@@ -235,9 +234,9 @@ MethodInfo double_sparsity_info() {
       {"budget", "2048", "keys attended per KV head, the new token included", K::Int, 2, 1e9, {}},
       {"channels", "8", "label channels per KV head (the file's first)", K::Int, 1, kMaxChannels, {}},
       {"file", "", "label channels JSON from `longsparse calibrate` (required)", K::String, 0, 0, {}},
-      {"dense_layers", "0", "the first layers attend densely", K::Int, 0, 1e6, {}},
-      {"current", "always", "the new token: always kept, or ranked with the others (the official code)", K::String, 0,
-       0, {"always", "ranked"}},
+      {"dense_layers", "2", "the first layers attend densely (the official code: 2)", K::Int, 0, 1e6, {}},
+      {"current", "ranked", "the new token: ranked with the others (the official code), or always kept", K::String,
+       0, 0, {"ranked", "always"}},
   };
   info.make_decode = [](const Params& p) {
     LS_CHECK(!p.get_string("file").empty(), "double-sparsity: give the label channels, e.g. "
