@@ -71,11 +71,7 @@ class Mpi final : public Communicator {
       post(MPI_Irecv(static_cast<char*>(recv) + at, int(std::min(kPiece, recv_bytes - at)), MPI_BYTE, from, kTag,
                      MPI_COMM_WORLD, &requests_.emplace_back()),
            "receive");
-    for (std::size_t at = 0; to >= 0 && at < send_bytes; at += kPiece)
-      post(MPI_Isend(static_cast<const char*>(send) + at, int(std::min(kPiece, send_bytes - at)), MPI_BYTE, to, kTag,
-                     MPI_COMM_WORLD, &requests_.emplace_back()),
-           "send");
-    if (to >= 0) bytes_sent_ += std::int64_t(send_bytes);
+    if (to >= 0) send_pieces(to, send, send_bytes, requests_);
   }
 
   void wait_exchange() override {
@@ -87,13 +83,7 @@ class Mpi final : public Communicator {
     LS_CHECK(to >= 0 && to < size_, "send to rank {} of {}", to, size_);
     Posted& posted = posted_.emplace_back();
     posted.to = to;
-    for (std::size_t at = 0; at < bytes; at += kPiece) {
-      const int code = MPI_Isend(static_cast<const char*>(data) + at, int(std::min(kPiece, bytes - at)), MPI_BYTE,
-                                 to, kTag, MPI_COMM_WORLD, &posted.requests.emplace_back());
-      if (code != MPI_SUCCESS) posted.requests.pop_back();
-      mpi_check(code, "send");
-    }
-    bytes_sent_ += std::int64_t(bytes);
+    send_pieces(to, data, bytes, posted.requests);
   }
 
   void complete_sends(std::size_t in_flight) override {
@@ -142,11 +132,24 @@ class Mpi final : public Communicator {
     return std::to_string(to >= 0 ? to : from);
   }
 
-  void post(int code, const char* what) {
+  // After a call that added a request to `requests` (default: the exchange's): drops it again
+  // when the call failed, and throws.
+  void post(int code, const char* what) { post(code, what, requests_); }
+  static void post(int code, const char* what, std::vector<MPI_Request>& requests) {
     if (code != MPI_SUCCESS) {
-      requests_.pop_back();
+      requests.pop_back();
       mpi_check(code, what);
     }
+  }
+
+  // Starts sending `bytes` to rank `to` in pieces of at most kPiece, their requests into
+  // `requests`.
+  void send_pieces(int to, const void* data, std::size_t bytes, std::vector<MPI_Request>& requests) {
+    for (std::size_t at = 0; at < bytes; at += kPiece)
+      post(MPI_Isend(static_cast<const char*>(data) + at, int(std::min(kPiece, bytes - at)), MPI_BYTE, to, kTag,
+                     MPI_COMM_WORLD, &requests.emplace_back()),
+           "send", requests);
+    bytes_sent_ += std::int64_t(bytes);
   }
 
   // Polls `requests` until all complete or the deadline passes. Spins briefly (transfers

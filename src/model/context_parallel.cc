@@ -222,13 +222,13 @@ void ContextParallel::ring(int layer, const AttnInput& in, LayerAttention* metho
   // in lockstep with it (blocks balanced over the whole model are not balanced per layer
   // when local and global layers mix). Blocks passed on (t ≥ 2) go with the exchanges.
   const bool send_own = r + 1 < R && needs(r, r + 1, W);
-  Buffer<float>* own = &own_;
-  if (send_own) {
+  {
     Timer wait;
-    comm_.complete_sends(kSendBuffers - 1);  // the buffer about to be reused is free
+    comm_.complete_sends(kSendBuffers - 1);  // the buffer about to be filled is free
     stats_.wait_ms += wait.ms();
-    own = &send_buffers_[sends_posted_++ % kSendBuffers];
   }
+  Buffer<float>* own = &send_buffers_[sends_posted_ % kSendBuffers];
+  if (send_own) ++sends_posted_;
   const std::int64_t own_n = sent(r), skip = m - own_n;
   own->ensure(block_floats(r));
   for (int g = 0; g < G; ++g) {

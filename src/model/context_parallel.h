@@ -9,8 +9,8 @@
 //    the previous one; the parts merge through their log-sum-exp (attn/merge.h). Blocks only
 //    travel as far as they are needed: causally, rank r needs blocks 0..r − 1, so rank R − 1
 //    never sends and the wrap-around link (R − 1 → 0) is never used; a sliding-window layer
-//    sends only a block's last window − 1 keys, and only to the ranks whose window reaches it. The result equals one process
-//    up to floating-point order. A sparse prefill method (global layers) runs on the rank
+//    sends only a block's last window − 1 keys, and only to the ranks whose window reaches
+//    it. The result equals one process up to floating-point order. A sparse prefill method (global layers) runs on the rank
 //    that owns the queries: the rank gathers the earlier blocks as they pass and runs the
 //    method on its queries against keys [0, end of its block), exactly as a chunked prefill
 //    (--ubatch) of that block would.
@@ -157,11 +157,12 @@ class ContextParallel final : public ContextAttention {
   Selection selection_;
   Selection local_;  // a selector's choice among the held keys, positions from the first held
 
-  Buffer<float> own_;            // [2][kv_heads][block][dim]: this rank's block, K then V
-  Buffer<float> ring_[2];        // blocks in flight, same layout
+  // This rank's block of the last layers, as it travels ([2][kv_heads][keys][dim]: K then V);
+  // up to kSendBuffers − 1 of them may still be on their way (posted sends).
   static constexpr int kSendBuffers = 3;
-  Buffer<float> send_buffers_[kSendBuffers];  // own blocks of the last layers, posted (same layout)
+  Buffer<float> send_buffers_[kSendBuffers];
   std::int64_t sends_posted_ = 0;
+  Buffer<float> ring_[2];        // blocks received and passed on, same layout
   Buffer<float> all_k_, all_v_;  // [kv_heads][keys][dim]: gathered blocks (sparse method) or held keys
   Buffer<double> lse_;           // [heads][rows]
   Buffer<float> part_;

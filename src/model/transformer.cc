@@ -278,6 +278,15 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
     }
     const std::int64_t rotate_to = capped ? limit : decode_capped ? decode_limit : 0;
     for (std::int64_t c0 = 0; c0 < m; c0 += chunk) project_qkv(layer, c0, std::min(chunk, m - c0), m, p0, rotate_to);
+    // A decode step: the new token's query, and what its attention read.
+    const DecodeQuery query{layer, c.layers, q_heads_.data(), H, c.attention_scale};
+    const auto count_decode = [&](std::int64_t keys, std::int64_t select_bytes, double select_ms, double ms) {
+      if (!decode_stats) return;
+      decode_stats->keys_attended += keys;
+      decode_stats->kv_bytes_read += keys * (cache.key_row_bytes() + cache.value_row_bytes()) + select_bytes;
+      decode_stats->attention_ms += ms;
+      decode_stats->select_ms += select_ms;
+    };
 
     if (context_) {
       // Context parallelism: the keys of other positions live in other processes.
@@ -285,15 +294,9 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
       Timer attention_timer;
       if (decode_step) {
         if (stores) cache.write(layer, p0, m, k_new_.data(), v_new_.data());
-        const DecodeQuery query{layer, c.layers, q_heads_.data(), H, c.attention_scale};
         const ContextAttention::Decoded d =
             context_->decode(query, p0, cache, cache.is_ring(layer) ? nullptr : selector, attn_.data());
-        if (decode_stats) {
-          decode_stats->keys_attended += d.keys;  // every rank's
-          decode_stats->kv_bytes_read += d.keys * (cache.key_row_bytes() + cache.value_row_bytes()) + d.select_bytes;
-          decode_stats->attention_ms += attention_timer.ms();
-          decode_stats->select_ms += d.select_ms;
-        }
+        count_decode(d.keys, d.select_bytes, d.select_ms, attention_timer.ms());  // every rank's keys
       } else {
         const AttnInput in{q_heads_.data(), k_new_.data(), v_new_.data(),
                            {H, G, m, m, static_cast<int>(D), c.attention_scale, lc.window}};
@@ -312,7 +315,6 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
       double select_ms = 0.0;
       if (selector && !cache.is_ring(layer)) {
         const LayerKeys keys = cache.layer_keys(layer, p0 + 1);
-        const DecodeQuery query{layer, c.layers, q_heads_.data(), H, c.attention_scale};
         select_bytes = selector->select(query, keys, selection_);
         select_ms = attention_timer.ms();
       } else {
@@ -324,13 +326,7 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
         far = {decode_limit, q_far_.data(), [&rope, D](std::int64_t p, float* row) { rope.apply(row, 1, int(D), p, true); }};
       }
       decode_attention_.run(cache, layer, q_heads_.data(), H, selection_, c.attention_scale, attn_.data(), far);
-      if (decode_stats) {
-        decode_stats->keys_attended += selection_.tokens();
-        decode_stats->kv_bytes_read +=
-            selection_.tokens() * (cache.key_row_bytes() + cache.value_row_bytes()) + select_bytes;
-        decode_stats->attention_ms += attention_timer.ms();
-        decode_stats->select_ms += select_ms;
-      }
+      count_decode(selection_.tokens(), select_bytes, select_ms, attention_timer.ms());
     } else {
       // The keys this batch's queries may see: the cached ones (a local layer: only its window)
       // followed by the batch's own.
