@@ -15,10 +15,14 @@
 #   OUT          folder for raw outputs [a fresh temporary folder]
 #   RUN_ARGS     extra flags for our side, e.g. "--prefill xattention" or "-ub 2048" [none]
 #   BUSY [0]     busy-looping processes kept running beside both sides (a shared machine)
+#   RSS_TOKENS   also measure the peak RSS of one prefill of this many tokens on each side
+#                (llama-bench -p N -n 0 -r 1 at its default -ub 512; ours `run -ub RSS_UBATCH`),
+#                as the kernel reports it for the finished process (getrusage) [none]
+#   RSS_UBATCH [512]  our --ubatch for the RSS run (0: the whole prompt in one batch)
 # Both sides run in the environment as it comes: no variable is set for either (longsparse
 # sets what it needs itself: docs/model.md).
 # Gemma 3 at long context (the README table):
-#   PP_SIZES="4096 16384 32768" TG_DEPTHS="4096 32768" TG_N=16 REPS=1 \
+#   PP_SIZES="4096 16384 32768" TG_DEPTHS="4096 32768" TG_N=16 REPS=1 RSS_TOKENS=32768 \
 #     LLAMA_BENCH=... bench/llama_cpp_compare.sh ~/.cache/longsparse/models/gemma-3-270m-Q4_K_M.gguf
 # Shapes: "pp N" is a prefill of N prompt tokens from an empty cache (llama-bench -p N -n 0);
 # "tg N @ d D" is decoding N tokens after D tokens of context (llama-bench -n N -d D; our side:
@@ -126,10 +130,32 @@ if [ $have_ours -eq 1 ]; then
   for d in $TG_DEPTHS; do run_ours "tg $TG_N @ d $d" "$d" "$TG_N"; done
 fi
 
+# --- peak RSS of one long prefill on each side --------------------------------------------------
+# getrusage(RUSAGE_CHILDREN).ru_maxrss of the finished command: the largest resident set any of
+# its processes reached (our CLI may re-exec itself: the same process).
+peak_rss_mb() {  # peak_rss_mb COMMAND...
+  python3 -c 'import resource, subprocess, sys
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+print(f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f}" if rc == 0 else "-")' "$@"
+}
+rss_rows=""
+if [ -n "${RSS_TOKENS:-}" ]; then
+  RSS_UBATCH=${RSS_UBATCH:-512}
+  peer_rss="-"
+  [ $have_peer -eq 1 ] && peer_rss=$(peak_rss_mb "$LLAMA_BENCH" -m "$MODEL" -t "$THREADS" -fa 1 -r 1 -p "$RSS_TOKENS" -n 0)
+  ours_rss="-"
+  if [ $have_ours -eq 1 ]; then
+    file="$OUT/prompt_$RSS_TOKENS.txt"
+    [ -f "$file" ] || make_prompt "$RSS_TOKENS" "$file"
+    ours_rss=$(peak_rss_mb "$LONGSPARSE" run -m "$MODEL" -f "$file" -n 1 -t "$THREADS" --temp 0 -ub "$RSS_UBATCH" $RUN_ARGS)
+  fi
+  rss_rows="$RSS_TOKENS $RSS_UBATCH $peer_rss $ours_rss"
+fi
+
 # --- table -------------------------------------------------------------------------------------
-python3 - "$peer_jsonl" "$ours_jsonl" "$PP_SIZES" "$TG_DEPTHS" "$TG_N" <<'PY'
+python3 - "$peer_jsonl" "$ours_jsonl" "$PP_SIZES" "$TG_DEPTHS" "$TG_N" "$rss_rows" <<'PY'
 import json, statistics, sys
-peer_path, ours_path, pp_sizes, tg_depths, tg_n = sys.argv[1:6]
+peer_path, ours_path, pp_sizes, tg_depths, tg_n, rss_rows = sys.argv[1:7]
 peer = {}
 for line in open(peer_path):
     line = line.strip()
@@ -161,4 +187,11 @@ for s in shapes:
     ot = f"{o[0][1]} ({o[0][2]})" if o else "-"
     ratio = f"{orate / p[0]:.2f}" if (p and o and p[0] > 0) else "-"
     print(f"| {s} | {ps} | {os_} | {ot} | {ratio} |")
+if rss_rows:
+    n, ub, peer_mb, ours_mb = rss_rows.split()
+    ratio = f"{float(ours_mb) / float(peer_mb):.2f}" if "-" not in (peer_mb, ours_mb) else "-"
+    print()
+    print("| peak RSS | llama.cpp MB | longsparse MB | longsparse / llama.cpp |")
+    print("|---|---|---|---|")
+    print(f"| prefill of {n} tokens (ours -ub {ub}, llama.cpp -ub 512) | {peer_mb} | {ours_mb} | {ratio} |")
 PY

@@ -36,7 +36,7 @@ const std::string& long_prompt() {
       state = state * 6364136223846793005ull + 1442695040888963407ull;
       const auto r = state >> 33;
       s += words[r % std::size(words)];
-      if (r % 11 == 0) s += " " + std::to_string(r % 100000);
+      if (r % 11 == 0) s.append(" ").append(std::to_string(r % 100000));
       s += (r % 17 == 0) ? "\n" : " ";
     }
     return s;

@@ -145,7 +145,8 @@ GgufValue read_value(Reader& r, GgufValue::Type type, std::string_view key, int 
                   "element but only {} bytes remain",
                   key, count, gguf_type_name(v.element_type), least, r.remaining());
       }
-      std::vector<GgufValue> items;
+      GgufArray items;
+      items.element_type = v.element_type;
       items.reserve(count);
       for (std::uint64_t i = 0; i < count; ++i) {
         items.push_back(read_value(r, v.element_type, key, depth + 1));

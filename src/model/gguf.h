@@ -15,22 +15,61 @@
 
 namespace ls {
 
-// A metadata value. Arrays hold their elements as values (nested arrays allowed).
-struct GgufValue {
-  enum class Type : std::uint32_t {
-    U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, Bool = 7, String = 8,
-    Array = 9, U64 = 10, I64 = 11, F64 = 12,
+struct GgufValue;
+
+// The metadata value types of the format.
+enum class GgufType : std::uint32_t {
+  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, Bool = 7, String = 8,
+  Array = 9, U64 = 10, I64 = 11, F64 = 12,
+};
+
+// An array's elements, stored by kind rather than as values: a vocabulary of 262,144 strings
+// with its scores and token types costs 38 MB as values (48 bytes each) and 7 MB so. Elements
+// are read as values (operator[], or iterating).
+class GgufArray {
+ public:
+  GgufType element_type = GgufType::U8;  // the declared element type (even when empty)
+
+  std::size_t size() const;
+  bool empty() const { return size() == 0; }
+  GgufValue operator[](std::size_t i) const;  // i < size()
+
+  class Iterator {
+   public:
+    Iterator(const GgufArray* array, std::size_t i) : array_(array), i_(i) {}
+    GgufValue operator*() const;
+    Iterator& operator++() { ++i_; return *this; }
+    bool operator!=(const Iterator& o) const { return i_ != o.i_; }
+   private:
+    const GgufArray* array_;
+    std::size_t i_;
   };
+  Iterator begin() const { return {this, 0}; }
+  Iterator end() const { return {this, size()}; }
+
+  void push_back(GgufValue v);  // of element_type
+  void reserve(std::size_t n);
+
+ private:
+  std::vector<std::uint64_t> scalars_;  // integers (two's complement), doubles' bits, bools
+  std::string chars_;                   // strings, one after the other
+  std::vector<std::uint64_t> ends_;     // [strings] end of each in chars_
+  std::vector<GgufValue> arrays_;       // nested arrays
+};
+
+// A metadata value.
+struct GgufValue {
+  using Type = GgufType;
   Type type = Type::U8;
   Type element_type = Type::U8;  // arrays only: the declared element type (even when empty)
-  std::variant<std::uint64_t, std::int64_t, double, bool, std::string, std::vector<GgufValue>> value;
+  std::variant<std::uint64_t, std::int64_t, double, bool, std::string, GgufArray> value;
 
   // Conversions; throw ls::Error naming `key` when the stored type does not convert.
   std::int64_t as_int(std::string_view key = {}) const;     // any integer type, range-checked
   double as_float(std::string_view key = {}) const;          // any integer or float type
   bool as_bool(std::string_view key = {}) const;
   const std::string& as_string(std::string_view key = {}) const;
-  const std::vector<GgufValue>& as_array(std::string_view key = {}) const;
+  const GgufArray& as_array(std::string_view key = {}) const;
   // For `longsparse info`: arrays show their first max_items elements and the count; long
   // strings are cut (at a UTF-8 boundary) with their byte count.
   std::string to_string(std::size_t max_items = 8) const;
@@ -90,6 +129,9 @@ class GgufFile {
   // RSS). The mapping stays valid: a later read faults the pages back in from the page cache.
   // No-op for in-memory images.
   void release_pages(const void* data, std::size_t bytes) const;
+  // The same for the whole file, once everything read from it has been copied: the metadata
+  // (parsed at open) and the pages that the tensors' neighbours shared.
+  void release_all_pages() const { release_pages(mapping_, size_); }
 
  private:
   GgufFile() = default;

@@ -2,6 +2,7 @@
 // `longsparse info` prints.
 #include <fmt/format.h>
 
+#include <bit>
 #include <limits>
 
 #include "core/error.h"
@@ -66,7 +67,7 @@ std::string format_value(const GgufValue& v, std::size_t max_items, bool nested)
     case T::String:
       return quote(std::get<std::string>(v.value), nested ? 40 : 120);
     case T::Array: {
-      const auto& items = std::get<std::vector<GgufValue>>(v.value);
+      const GgufArray& items = std::get<GgufArray>(v.value);
       std::string out = "[";
       const std::size_t shown = std::min(items.size(), max_items);
       for (std::size_t i = 0; i < shown; ++i) {
@@ -125,10 +126,69 @@ const std::string& GgufValue::as_string(std::string_view key) const {
   return std::get<std::string>(value);
 }
 
-const std::vector<GgufValue>& GgufValue::as_array(std::string_view key) const {
+const GgufArray& GgufValue::as_array(std::string_view key) const {
   LS_CHECK(type == Type::Array, "{} is a {}, not an array", key_label(key),
            gguf_type_name(type));
-  return std::get<std::vector<GgufValue>>(value);
+  return std::get<GgufArray>(value);
+}
+
+std::size_t GgufArray::size() const {
+  switch (element_type) {
+    case GgufType::String: return ends_.size();
+    case GgufType::Array: return arrays_.size();
+    default: return scalars_.size();
+  }
+}
+
+GgufValue GgufArray::operator[](std::size_t i) const {
+  GgufValue v;
+  v.type = element_type;
+  switch (element_type) {
+    case GgufType::String: {
+      const std::uint64_t begin = i ? ends_[i - 1] : 0;
+      v.value = chars_.substr(begin, ends_[i] - begin);
+      break;
+    }
+    case GgufType::Array: return arrays_[i];
+    case GgufType::Bool: v.value = scalars_[i] != 0; break;
+    case GgufType::F32:
+    case GgufType::F64: v.value = std::bit_cast<double>(scalars_[i]); break;
+    default:
+      if (is_signed(element_type)) {
+        v.value = static_cast<std::int64_t>(scalars_[i]);
+      } else {
+        v.value = scalars_[i];
+      }
+  }
+  return v;
+}
+
+GgufValue GgufArray::Iterator::operator*() const { return (*array_)[i_]; }
+
+void GgufArray::push_back(GgufValue v) {
+  LS_CHECK(v.type == element_type, "an array of {} cannot hold a {}", gguf_type_name(element_type),
+           gguf_type_name(v.type));
+  switch (element_type) {
+    case GgufType::String:
+      chars_ += std::get<std::string>(v.value);
+      ends_.push_back(chars_.size());
+      break;
+    case GgufType::Array: arrays_.push_back(std::move(v)); break;
+    case GgufType::Bool: scalars_.push_back(std::get<bool>(v.value) ? 1 : 0); break;
+    case GgufType::F32:
+    case GgufType::F64: scalars_.push_back(std::bit_cast<std::uint64_t>(std::get<double>(v.value))); break;
+    default:
+      scalars_.push_back(is_signed(element_type) ? static_cast<std::uint64_t>(std::get<std::int64_t>(v.value))
+                                                 : std::get<std::uint64_t>(v.value));
+  }
+}
+
+void GgufArray::reserve(std::size_t n) {
+  switch (element_type) {
+    case GgufType::String: ends_.reserve(n); break;
+    case GgufType::Array: arrays_.reserve(n); break;
+    default: scalars_.reserve(n);
+  }
 }
 
 std::string GgufValue::to_string(std::size_t max_items) const {

@@ -21,7 +21,7 @@ std::vector<bool> gemma3_local_layers(const GgufFile& file, const std::string& a
   std::vector<bool> local(layers);
   const GgufValue* pattern = file.find(a + "attention.sliding_window_pattern");
   if (pattern && pattern->type == GgufValue::Type::Array) {
-    const std::vector<GgufValue>& items = pattern->as_array(a + "attention.sliding_window_pattern");
+    const GgufArray& items = pattern->as_array(a + "attention.sliding_window_pattern");
     LS_CHECK(int(items.size()) == layers, "{}: {}attention.sliding_window_pattern has {} entries for {} layers",
              file.path(), a, items.size(), layers);
     for (int i = 0; i < layers; ++i) local[i] = items[i].as_bool(a + "attention.sliding_window_pattern");

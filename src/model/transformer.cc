@@ -18,6 +18,8 @@
 #include <cstring>
 #include <string>
 
+#include "attn/flash.h"
+#include "attn/merge.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/timer.h"
@@ -113,6 +115,7 @@ Transformer::Transformer(const GgufFile& file) : config_(ModelConfig::from_gguf(
     }
     rope_of_.push_back(static_cast<int>(it - bases.begin()));
   }
+  file.release_all_pages();  // everything the model reads is its own now
 }
 
 std::int64_t Transformer::weight_bytes() const {
@@ -288,6 +291,10 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
       decode_stats->select_ms += select_ms;
     };
 
+    // A continuation's queries see the cached keys from here on (a local layer: its window)
+    // followed by the batch's own.
+    const std::int64_t first_cached = lc.local() ? std::max<std::int64_t>(0, p0 - lc.window + 1) : 0;
+
     if (context_) {
       // Context parallelism: the keys of other positions live in other processes.
       const bool stores = context_->stores(p0);
@@ -308,6 +315,11 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
         stats.estimate_ms += planning;
         if (stores) cache.write(layer, p0, m, k_new_.data(), v_new_.data());
       }
+    } else if (!decode_step && first_cached < p0 && &attention == &dense_attention_ && !hooks.capture) {
+      Timer attention_timer;
+      attend_after_cache(layer, first_cached, p0, m, cache);
+      stats.attention_ms += attention_timer.ms();
+      cache.write(layer, p0, m, k_new_.data(), v_new_.data());
     } else if (decode_step) {
       cache.write(layer, p0, m, k_new_.data(), v_new_.data());
       Timer attention_timer;
@@ -328,19 +340,17 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
       decode_attention_.run(cache, layer, q_heads_.data(), H, selection_, c.attention_scale, attn_.data(), far);
       count_decode(selection_.tokens(), select_bytes, select_ms, attention_timer.ms());
     } else {
-      // The keys this batch's queries may see: the cached ones (a local layer: only its window)
-      // followed by the batch's own.
-      const std::int64_t first = lc.local() ? std::max<std::int64_t>(0, p0 - lc.window + 1) : 0;
-      const std::int64_t n_k = p0 + m - first;
+      // A sparse method (or a capture) sees all n_k keys at once, in one fp32 array.
+      const std::int64_t n_k = p0 + m - first_cached;
       const float* k = k_new_.data();
       const float* v = v_new_.data();
-      if (first < p0) {
+      if (first_cached < p0) {
         k_ctx_.ensure(G * n_k * D);
         v_ctx_.ensure(G * n_k * D);
-        cache.read(layer, first, p0, k_ctx_.data(), v_ctx_.data(), n_k);
+        cache.read(layer, first_cached, p0, k_ctx_.data(), v_ctx_.data(), n_k);
         for (int g = 0; g < G; ++g) {
-          std::memcpy(k_ctx_.data() + (g * n_k + p0 - first) * D, k_new_.data() + g * m * D, m * D * 4);
-          std::memcpy(v_ctx_.data() + (g * n_k + p0 - first) * D, v_new_.data() + g * m * D, m * D * 4);
+          std::memcpy(k_ctx_.data() + (g * n_k + p0 - first_cached) * D, k_new_.data() + g * m * D, m * D * 4);
+          std::memcpy(v_ctx_.data() + (g * n_k + p0 - first_cached) * D, v_new_.data() + g * m * D, m * D * 4);
         }
         k = k_ctx_.data();
         v = v_ctx_.data();
@@ -364,6 +374,32 @@ PrefillStats Transformer::forward(std::span<const std::int32_t> tokens, KvCache&
   if (!decode_step && hooks.logits) all_logits(m, p0, hooks);
   logits_of(x_.data() + (m - 1) * E, logits);
   return stats;
+}
+
+void Transformer::attend_after_cache(int layer, std::int64_t first, std::int64_t p0, std::int64_t m,
+                                     const KvCache& cache) {
+  const ModelConfig& c = config_;
+  const LayerConfig& lc = c.layer[layer];
+  const int H = c.heads, G = c.kv_heads, D = int(c.head_dim);
+  const std::int64_t rows = std::int64_t(H) * m;
+  lse_.ensure(rows);
+  part_.ensure(rows * D);
+  part_lse_.ensure(rows);
+  // The batch's own keys, causal.
+  const AttnInput own{q_heads_.data(), k_new_.data(), v_new_.data(), {H, G, m, m, D, c.attention_scale, lc.window}};
+  attention_at(own, 0, attn_.data(), lse_.data());
+  // The cached keys, cache_segment_ at a time: every one lies before every query.
+  const std::int64_t segment = std::min(p0 - first, cache_segment_);
+  k_seg_.ensure(G * segment * D);
+  v_seg_.ensure(G * segment * D);
+  for (std::int64_t a = first; a < p0; a += segment) {
+    const std::int64_t b = std::min(p0, a + segment);
+    cache.read(layer, a, b, k_seg_.data(), v_seg_.data());
+    const AttnInput past{q_heads_.data(), k_seg_.data(), v_seg_.data(),
+                         {H, G, m, b - a, D, c.attention_scale, lc.window}};
+    attention_at(past, p0 - a, part_.data(), part_lse_.data());
+    merge_attention(attn_.data(), lse_.data(), part_.data(), part_lse_.data(), rows, D);
+  }
 }
 
 PrefillStats Transformer::prefill(std::span<const std::int32_t> tokens, KvCache& cache, float* logits,

@@ -84,6 +84,8 @@ class Transformer {
 
   // Forward pass knobs for benchmarks and tests.
   void set_matmul_route(MatmulRoute route) { route_ = route; }
+  // Cached keys per segment of a dense continuation (default 4096; see attend_after_cache).
+  void set_cache_segment(std::int64_t keys) { cache_segment_ = std::max<std::int64_t>(1, keys); }
 
  private:
   // One batch of m tokens at positions p0 = cache.size() .. p0 + m - 1.
@@ -96,6 +98,11 @@ class Transformer {
                    std::int64_t limit);
   // Output projection, residual, FFN, residual for tokens [t0, t0 + m) of the batch.
   void finish_layer(int layer, std::int64_t t0, std::int64_t m, std::int64_t batch);
+  // Dense attention of the batch (m queries at positions p0 ..) over the cached keys
+  // [first, p0) and its own, into attn_: the cache is read segment by segment in its stored
+  // type, each segment's attention merged by log-sum-exp, so no fp32 copy of the whole
+  // cached context is made.
+  void attend_after_cache(int layer, std::int64_t first, std::int64_t p0, std::int64_t m, const KvCache& cache);
   void embed(std::int32_t token, float* out) const;
   void logits_of(const float* x, float* logits);
   // hooks.logits for the batch's rows of x_ (positions p0 .. p0 + m - 1) from position
@@ -112,6 +119,9 @@ class Transformer {
   std::vector<int> rope_of_;
   Matmul matmul_;
   MatmulRoute route_ = MatmulRoute::Auto;
+  // 4096 keys: 4 MB of fp32 K and V for Gemma 3's one KV head of 256, long enough that the
+  // kernel's per-call costs vanish.
+  std::int64_t cache_segment_ = 4096;
   ContextAttention* context_ = nullptr;
   DecodeAttention decode_attention_;
   Selection selection_;
@@ -122,8 +132,13 @@ class Transformer {
   Buffer<float> q_heads_;  // [heads][batch][head_dim]
   Buffer<float> k_new_;    // [kv_heads][batch][head_dim] the batch's keys and values
   Buffer<float> v_new_;
-  Buffer<float> k_ctx_;    // [kv_heads][n_k][head_dim] cached keys + the batch's (continuations)
+  Buffer<float> k_ctx_;    // [kv_heads][n_k][head_dim] cached keys + the batch's (a sparse method's continuation)
   Buffer<float> v_ctx_;
+  Buffer<float> k_seg_;    // [kv_heads][segment][head_dim] one segment of cached keys (dense continuation)
+  Buffer<float> v_seg_;
+  Buffer<float> part_;     // [heads][batch][head_dim] attention over one segment
+  Buffer<double> lse_;     // [heads][batch] log-sum-exp of the running result and of the part
+  Buffer<double> part_lse_;
   Buffer<float> attn_;     // [heads][batch][head_dim] attention output
   Buffer<float> q_far_;    // [heads][batch][head_dim] queries rotated to the distance cap (layers with one)
   Buffer<float> k_far_;    // [kv_heads][batch][head_dim] keys before rotation (layers with one)

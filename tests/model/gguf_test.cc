@@ -100,6 +100,45 @@ TEST(Gguf, ReadsEveryMetadataType) {
   EXPECT_EQ(f->data_start(), (b.size() + 31) / 32 * 32);
 }
 
+// Arrays keep their elements by kind (integers, floats, bools, strings, nested arrays); each
+// element reads back as the value it was, in order, by index and by iteration.
+TEST(Gguf, ArraysOfEveryKindReadBackElementByElement) {
+  GgufBuilder b;
+  b.header(3, 0, 5);
+  b.key("i32s", 9).put<std::uint32_t>(5).put<std::uint64_t>(3).put<std::int32_t>(-7).put<std::int32_t>(0).put<std::int32_t>(
+      std::numeric_limits<std::int32_t>::min());
+  b.key("u64s", 9).put<std::uint32_t>(10).put<std::uint64_t>(2);
+  b.put<std::uint64_t>(std::numeric_limits<std::uint64_t>::max()).put<std::uint64_t>(5);
+  b.key("f32s", 9).put<std::uint32_t>(6).put<std::uint64_t>(2).put<float>(-1.5f).put<float>(3e-8f);
+  b.key("bools", 9).put<std::uint32_t>(7).put<std::uint64_t>(3).put<std::uint8_t>(1).put<std::uint8_t>(0).put<std::uint8_t>(1);
+  b.key("strings", 9).put<std::uint32_t>(8).put<std::uint64_t>(4).str("").str("▁the").str("").str("<|im_end|>");
+  auto f = parse(b);
+  const GgufArray& i32s = f->get("i32s").as_array();
+  ASSERT_EQ(i32s.size(), 3u);
+  EXPECT_EQ(i32s.element_type, GgufValue::Type::I32);
+  EXPECT_EQ(i32s[0].as_int(), -7);
+  EXPECT_EQ(i32s[1].as_int(), 0);
+  EXPECT_EQ(i32s[2].as_int(), std::numeric_limits<std::int32_t>::min());
+  EXPECT_EQ(i32s[2].type, GgufValue::Type::I32);
+  const GgufArray& u64s = f->get("u64s").as_array();
+  ASSERT_EQ(u64s.size(), 2u);
+  EXPECT_EQ(std::get<std::uint64_t>(u64s[0].value), std::numeric_limits<std::uint64_t>::max());
+  EXPECT_THAT([&] { u64s[0].as_int("u64s"); }, ::testing::ThrowsMessage<Error>(HasSubstr("too large")));
+  EXPECT_EQ(u64s[1].as_int(), 5);
+  const GgufArray& f32s = f->get("f32s").as_array();
+  EXPECT_EQ(f32s[0].as_float(), -1.5);
+  EXPECT_EQ(f32s[1].as_float(), static_cast<double>(3e-8f));
+  std::vector<bool> bools;
+  for (const GgufValue& v : f->get("bools").as_array()) bools.push_back(v.as_bool());
+  EXPECT_EQ(bools, (std::vector<bool>{true, false, true}));
+  std::vector<std::string> strings;
+  for (const GgufValue& v : f->get("strings").as_array()) strings.push_back(v.as_string());
+  EXPECT_EQ(strings, (std::vector<std::string>{"", "▁the", "", "<|im_end|>"}));
+  EXPECT_THAT([&] { f->get("strings").as_array()[1].as_int("strings"); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("'strings' is a string, not an integer")));
+  EXPECT_EQ(f->get("strings").to_string(2), "[\"\", \"▁the\", …] (4 × string)");
+}
+
 TEST(Gguf, ToStringAbbreviatesLongArrays) {
   GgufBuilder b;
   b.header(3, 0, 1).key("tokens", 9).put<std::uint32_t>(5).put<std::uint64_t>(100);
