@@ -131,12 +131,13 @@ if [ $have_ours -eq 1 ]; then
 fi
 
 # --- peak RSS of one long prefill on each side --------------------------------------------------
-# getrusage(RUSAGE_CHILDREN).ru_maxrss of the finished command: the largest resident set any of
+# getrusage(RUSAGE_CHILDREN).ru_maxrss of the finished command, in MB (10^6 bytes, as run --json
+# peak_rss_bytes / 1e6): the largest resident set any of
 # its processes reached (our CLI may re-exec itself: the same process).
 peak_rss_mb() {  # peak_rss_mb COMMAND...
   python3 -c 'import resource, subprocess, sys
 rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
-print(f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f}" if rc == 0 else "-")' "$@"
+print(f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e6:.0f}" if rc == 0 else "-")' "$@"
 }
 rss_rows=""
 if [ -n "${RSS_TOKENS:-}" ]; then

@@ -7,6 +7,7 @@
 // released. Results are new numpy arrays owned by Python.
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -373,10 +375,11 @@ class PyModel {
   nb::dict generate(const std::string& prompt, std::int64_t max_tokens, double temperature, int top_k, double top_p,
                     double min_p, std::uint64_t seed, const std::string& prefill, const std::string& decode,
                     const std::string& policy, const std::string& dense_layers, bool chat, std::int64_t context,
-                    const std::string& cache_type_k, const std::string& cache_type_v, std::int64_t ubatch) {
+                    const std::string& cache_type_k, const std::string& cache_type_v,
+                    std::optional<std::int64_t> ubatch_arg) {
     std::lock_guard lock(mutex_);
     if (max_tokens < 0) throw nb::value_error("max_tokens must be >= 0");
-    if (ubatch < 0) throw nb::value_error("ubatch must be >= 0");
+    if (ubatch_arg && *ubatch_arg < 0) throw nb::value_error("ubatch must be >= 0");
     const ls::ModelConfig& config = model_->config();
     const std::int64_t ctx = context > 0 ? context : config.context_length;
     if (ctx > config.context_length)
@@ -393,6 +396,8 @@ class PyModel {
     std::unique_ptr<ls::SparsePrefill> sparse =
         ls::cli::make_sparse_prefill(prefill_spec, policy, dense_layers, config.layers, config.heads);
     std::unique_ptr<ls::DecodeSelector> selector = ls::cli::make_decode_selector(decode, ctx);
+    const std::int64_t ubatch =
+        ls::cli::resolve_ubatch(ubatch_arg.value_or(ls::cli::CacheOptions::kAuto), sparse != nullptr, false);
     ls::GenerateResult result;
     ls::KvCache cache = model_->make_cache(ctx, key_type, value_type);
     {
@@ -406,7 +411,8 @@ class PyModel {
       result = ls::generate(*model_, *tokenizer_, fitted, cache, options);
     }
     // run --json's fields, through Python's json module (nested kernels included).
-    const nlohmann::json fields = ls::cli::generation_json(result, cache, config, sparse.get(), selector.get());
+    nlohmann::json fields = ls::cli::generation_json(result, cache, config, sparse.get(), selector.get());
+    fields["ubatch"] = ubatch;
     return nb::cast<nb::dict>(nb::module_::import_("json").attr("loads")(fields.dump(-1, ' ', false,
                                                                                     nlohmann::json::error_handler_t::replace)));
   }
@@ -583,7 +589,7 @@ NB_MODULE(_core, m) {
       .def("generate", &PyModel::generate, "prompt"_a, "max_tokens"_a = 128, "temperature"_a = 0.0, "top_k"_a = 40,
            "top_p"_a = 0.95, "min_p"_a = 0.05, "seed"_a = 0, "prefill"_a = "dense", "decode"_a = "dense",
            "policy"_a = "", "dense_layers"_a = "", "chat"_a = false, "context"_a = 0, "cache_type_k"_a = "f16",
-           "cache_type_v"_a = "f16", "ubatch"_a = 0)
+           "cache_type_v"_a = "f16", "ubatch"_a = nb::none())
       .def("capture", &PyModel::capture, "text"_a, "layers"_a, "chat"_a = false);
 
   m.def("cli", &run_cli, "args"_a,

@@ -30,6 +30,8 @@ def test_generate_gives_the_cli_tokens(smollm2, run_cli, prefill, decode):
         theirs = json.loads(r.stdout)
         assert ours["tokens"] == theirs["tokens"] and ours["text"] == theirs["text"]
         assert ours["prompt_tokens"] == theirs["prompt_tokens"]
+        assert ours["ubatch"] == theirs["ubatch"]
+    assert ours["ubatch"] == (512 if prefill == "dense" else 0)  # as run without -ub
     assert prefill.split(":")[0] in ours["prefill_method"] and ours["decode_method"].startswith(decode.split(":")[0])
 
 
@@ -42,6 +44,8 @@ def test_generate_errors(smollm2):
         smollm2.generate("hi", max_tokens=1, temperature=-1)
     with pytest.raises(ValueError, match="cache"):
         smollm2.generate("hi", max_tokens=1, cache_type_k="q4_9")
+    with pytest.raises(ValueError, match="ubatch"):
+        smollm2.generate("hi", max_tokens=1, ubatch=-1)
 
 
 def test_capture_equals_the_cli_capture(smollm2, capture_dir):

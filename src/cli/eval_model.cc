@@ -249,13 +249,22 @@ std::vector<std::string> split_decode_list(const std::string& decode) {
   return specs;
 }
 
-void add_cache_options(CLI::App& app, CacheOptions& o) {
+void add_cache_options(CLI::App& app, CacheOptions& o, bool auto_ubatch) {
   app.add_option("--cache-type-k", o.cache_type_k, "KV cache type of keys (-ctk): f32, f16, bf16, q8_0")
       ->capture_default_str();
   app.add_option("--cache-type-v", o.cache_type_v, "KV cache type of values (-ctv): f32, f16, bf16, q8_0")
       ->capture_default_str();
-  app.add_option("--ubatch", o.ubatch, "prefill in chunks of this many tokens (-ub; 0: the whole prompt)")
-      ->capture_default_str();
+  if (auto_ubatch) {
+    o.ubatch = CacheOptions::kAuto;
+    app.add_option("--ubatch", o.ubatch,
+                   fmt::format("prefill in chunks of this many tokens (-ub; 0: the whole prompt; default: {} with dense "
+                               "attention, the whole prompt with --prefill or --policy)",
+                               kDenseUbatch))
+        ->check(CLI::NonNegativeNumber);
+  } else {
+    app.add_option("--ubatch", o.ubatch, "prefill in chunks of this many tokens (-ub; 0: the whole prompt)")
+        ->capture_default_str();
+  }
 }
 
 void set_threads(int threads) {

@@ -47,11 +47,26 @@ std::int64_t trained_context(const std::string& model, std::string* name = nullp
 
 // llama.cpp's KV cache and batch flags, shared by run, eval and sweep.
 struct CacheOptions {
+  // --ubatch not given, where the command chooses (run: kDenseUbatch for dense attention).
+  static constexpr std::int64_t kAuto = -1;
   std::string cache_type_k = "f16", cache_type_v = "f16";  // KV cache element types (kv/kv_type.h)
   std::int64_t ubatch = 0;                                  // prefill chunk; 0: the whole prompt
 };
-// Declares --cache-type-k (-ctk), --cache-type-v (-ctv) and --ubatch (-ub) on `app`.
-void add_cache_options(CLI::App& app, CacheOptions& o);
+// run's chunk for a dense prefill when --ubatch is not given: llama.cpp's default -ub. As fast
+// as one batch (docs/model.md) and it bounds the activations: at 32k tokens on Gemma 3, one
+// batch holds 450 MB of them.
+inline constexpr std::int64_t kDenseUbatch = 512;
+// The prefill chunk run and the Python API use: `requested` unless it is CacheOptions::kAuto;
+// then kDenseUbatch for dense attention, the whole prompt (0) for a sparse method (which plans
+// over the whole prompt, as in its paper) or under context parallelism (which splits the
+// prompt itself).
+inline std::int64_t resolve_ubatch(std::int64_t requested, bool sparse, bool context_parallel) {
+  if (requested != CacheOptions::kAuto) return requested;
+  return sparse || context_parallel ? 0 : kDenseUbatch;
+}
+// Declares --cache-type-k (-ctk), --cache-type-v (-ctv) and --ubatch (-ub) on `app`. With
+// `auto_ubatch`, ubatch starts as CacheOptions::kAuto and the help says what run chooses.
+void add_cache_options(CLI::App& app, CacheOptions& o, bool auto_ubatch = false);
 
 class ContextRun;
 

@@ -68,7 +68,7 @@ void run(const RunOptions& o, ContextRun* cp) {
   LS_CHECK(o.tokens >= 0, "-n must be >= 0");
   validate(o.sampler);
   const KvType key_type = parse_kv_type(o.cache.cache_type_k), value_type = parse_kv_type(o.cache.cache_type_v);
-  LS_CHECK(o.cache.ubatch >= 0, "--ubatch must be >= 0");
+  LS_CHECK(o.cache.ubatch >= 0 || o.cache.ubatch == CacheOptions::kAuto, "--ubatch must be >= 0");
   const Truncation truncation = o.truncate.empty() ? Truncation::None : parse_truncation(o.truncate);
   apply_threads(o.threads);
 
@@ -103,17 +103,22 @@ void run(const RunOptions& o, ContextRun* cp) {
     star_query = std::clamp<std::int64_t>(star_query, 0, std::int64_t(prompt.size()) - cp->comm().size());
   }
 
+  // `--prefill dense` (with no layer list or profile) is the model's own dense attention, as
+  // when no --prefill is given (and as the Python API maps it).
+  const bool plain_dense = (o.prefill.empty() || o.prefill == "dense") && o.policy.empty() && o.dense_layers.empty();
   std::unique_ptr<SparsePrefill> sparse =
-      make_sparse_prefill(o.prefill, o.policy, o.dense_layers, config.layers, config.heads);
+      make_sparse_prefill(plain_dense ? "" : o.prefill, o.policy, o.dense_layers, config.layers, config.heads);
 
   std::unique_ptr<DecodeSelector> selector = make_decode_selector(o.decode, context);
+
+  const std::int64_t ubatch = resolve_ubatch(o.cache.ubatch, sparse != nullptr, cp != nullptr);
 
   KvCache cache = model.make_cache(context, key_type, value_type);
   GenerateOptions options;
   options.max_tokens = o.tokens;
   options.sampler = o.sampler;
   options.hooks.attention = sparse.get();
-  options.ubatch = o.cache.ubatch;
+  options.ubatch = ubatch;
   options.decode = selector.get();
   if (cp) {
     options.context = &cp->parallel();
@@ -132,7 +137,7 @@ void run(const RunOptions& o, ContextRun* cp) {
   if (o.json) {
     nlohmann::json out = generation_json(result, cache, config, sparse.get(), selector.get());
     out["prompt_truncated"] = prompt.size() != encoded.size();
-    out["ubatch"] = o.cache.ubatch;
+    out["ubatch"] = ubatch;
     if (cp) out["context_parallel"] = cp->json(cp_stats);
     std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
@@ -202,7 +207,7 @@ void setup_run(CLI::App& app) {
   app.add_option("--dense-layers", o->dense_layers, "with --prefill or --policy: layers kept dense, e.g. 0,1");
   app.add_option("--policy", o->policy, "per-layer/head method profile (JSON from `longsparse profile`)");
   app.add_option("--decode", o->decode, "decode selector spec, e.g. quest:budget=1024 (see `longsparse methods`)");
-  add_cache_options(app, o->cache);
+  add_cache_options(app, o->cache, /*auto_ubatch=*/true);
   add_context_options(app, o->context_parallel);
   app.callback([o] {
     std::unique_ptr<ContextRun> cp = ContextRun::make(o->context_parallel);

@@ -24,7 +24,7 @@ enum class GgufType : std::uint32_t {
 };
 
 // An array's elements, stored by kind rather than as values: a vocabulary of 262,144 strings
-// with its scores and token types costs 38 MB as values (48 bytes each) and 7 MB so. Elements
+// with its scores and token types costs 38 MB as values (48 bytes each) and 10 MB so. Elements
 // are read as values (operator[], or iterating).
 class GgufArray {
  public:

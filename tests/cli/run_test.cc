@@ -96,13 +96,21 @@ TEST(RunCli, CacheTypesAndUbatch) {
   const std::string prompt = "-p \"The capital of France is Paris. The capital of Italy is\" -n 6 --temp 0 --json";
   const Result a = ls::testing::run_longsparse("run " + prompt + " -ctk q8_0 -ctv bf16", "", false);
   const Result b = ls::testing::run_longsparse("run " + prompt + " -ub 4", "", false);
+  const Result c = ls::testing::run_longsparse("run " + prompt + " --prefill streaming", "", false);
   ASSERT_EQ(a.status, 0) << a.output;
   ASSERT_EQ(b.status, 0) << b.output;
+  ASSERT_EQ(c.status, 0) << c.output;
   const auto ja = nlohmann::json::parse(a.output), jb = nlohmann::json::parse(b.output);
   EXPECT_EQ(ja["cache_type_k"], "q8_0");
   EXPECT_EQ(ja["cache_type_v"], "bf16");
   EXPECT_EQ(jb["cache_type_k"], "f16");
   EXPECT_EQ(jb["ubatch"], 4);
+  // Without -ub: dense attention in chunks of 512 (llama.cpp's -ub), a sparse method whole.
+  EXPECT_EQ(ja["ubatch"], 512);
+  EXPECT_EQ(nlohmann::json::parse(c.output)["ubatch"], 0);
+  const Result negative = run_cli("-m smollm2 -p hi -n 1 -ub -1");
+  EXPECT_NE(negative.status, 0);
+  EXPECT_THAT(negative.output, testing::HasSubstr("--ubatch"));
   EXPECT_EQ(ja["layer_pattern"], std::string(30, 'G'));
   // q8_0 keys + bf16 values: 2 × 34 + 128 bytes per row, 30 layers × 3 KV heads.
   EXPECT_EQ(ja["kv_bytes_allocated"].get<std::int64_t>() % (30 * 3 * (68 + 128)), 0);
