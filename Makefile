@@ -73,7 +73,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME ?= 60
 .PHONY: fuzz
 fuzz: deps
-	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DLONGSPARSE_FUZZ=ON -DLONGSPARSE_BENCH=OFF
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DLONGSPARSE_FUZZ=ON -DLONGSPARSE_BENCH=OFF -DLONGSPARSE_NATIVE=OFF
 	cmake --build $(FUZZ_BUILD) --target gguf_fuzz -j $(JOBS)
 	mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/artifacts
 	$(FUZZ_BUILD)/fuzz/gguf_fuzz -max_total_time=$(FUZZ_TIME) -max_len=4096 -timeout=10 -rss_limit_mb=2048 -dict=fuzz/gguf.dict -artifact_prefix=$(FUZZ_BUILD)/artifacts/ -print_final_stats=1 $(FUZZ_BUILD)/corpus fuzz/corpus/gguf

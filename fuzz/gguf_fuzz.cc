@@ -1,6 +1,7 @@
 // libFuzzer target for the GGUF reader: any input must either parse or throw ls::Error; when
-// it parses, every metadata value is formatted and the first rows of every dequantizable
-// tensor are decoded, so the tensor bounds the reader accepted are exercised too.
+// it parses, every metadata value is formatted, every array element (nested ones too) is read
+// back, and the first rows of every dequantizable tensor are decoded, so the tensor bounds the
+// reader accepted are exercised too.
 // Build and run: `make fuzz` (clang, -fsanitize=fuzzer,address,undefined).
 #include <cstddef>
 #include <cstdint>
@@ -10,10 +11,34 @@
 #include "model/gguf.h"
 #include "model/quant.h"
 
+namespace {
+
+// Reads every element of an array back as a value (the array stores them by kind).
+std::size_t walk(const ls::GgufArray& array) {
+  std::size_t bytes = 0;
+  for (const ls::GgufValue& item : array) {
+    if (item.type == ls::GgufType::Array) {
+      bytes += walk(item.as_array());
+    } else if (item.type == ls::GgufType::String) {
+      bytes += item.as_string().size();
+    } else if (item.type == ls::GgufType::Bool) {
+      bytes += item.as_bool();
+    } else {
+      bytes += static_cast<std::size_t>(item.as_float() != 0.0);
+    }
+  }
+  return bytes;
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {
     auto file = ls::GgufFile::parse(data, size, "fuzz");
-    for (const auto& [key, value] : file->metadata()) (void)value.to_string();
+    for (const auto& [key, value] : file->metadata()) {
+      (void)value.to_string();
+      if (value.type == ls::GgufType::Array) (void)walk(value.as_array());
+    }
     std::vector<float> row;
     for (const ls::GgufTensor& t : file->tensors()) {
       if (!ls::can_dequantize(t.type)) continue;
