@@ -113,4 +113,26 @@ void plan_attention(const AttnInput& in, const Plan& plan, float* out, float* ls
 
 const char* attention_simd_target() { return detail::simd_target(); }
 
+bool attention_bf16_supported() { return detail::bf16_scores_supported(); }
+
+void set_attention_precision(AttnPrecision precision) {
+  LS_CHECK(precision != AttnPrecision::Bf16 || attention_bf16_supported(),
+           "--attn-precision bf16 needs AVX512-BF16 in the CPU and in the attention kernels' build (running {}): "
+           "use the native build on a CPU with avx512_bf16",
+           attention_simd_target());
+  detail::set_bf16_scores(precision == AttnPrecision::Bf16);
+}
+
+AttnPrecision attention_precision() { return detail::bf16_scores_on() ? AttnPrecision::Bf16 : AttnPrecision::F32; }
+
+const char* attention_precision_name(AttnPrecision precision) {
+  return precision == AttnPrecision::Bf16 ? "bf16" : "f32";
+}
+
+AttnPrecision parse_attention_precision(const std::string& name) {
+  if (name == "f32") return AttnPrecision::F32;
+  if (name == "bf16") return AttnPrecision::Bf16;
+  fail("unknown attention precision '{}' (valid: f32, bf16)", name);
+}
+
 }  // namespace ls

@@ -6,6 +6,8 @@
 // the query heads that share them, and run on ls::parallel_for threads.
 #pragma once
 
+#include <string>
+
 #include "attn/attention.h"
 #include "attn/plan.h"
 
@@ -38,5 +40,19 @@ void attention_at(const AttnInput& in, std::int64_t query_start, float* out, dou
 
 // The SIMD target the kernels were compiled for, for reports ("AVX3_SPR", "AVX2", ...).
 const char* attention_simd_target();
+
+// Precision of the score products Q·Kᵀ in flash_attention, plan_attention and attention_at:
+// fp32 (the default), or bf16 pairs on `vdpbf16ps` (Q and K rounded to bf16, products
+// accumulated in fp32; the softmax and P·V stay fp32). bf16 needs a CPU with AVX512-BF16 and a
+// build whose kernels were compiled for it (the native build on such a CPU). Process-wide,
+// from the next call on.
+enum class AttnPrecision { F32, Bf16 };
+bool attention_bf16_supported();
+// Throws ls::Error for Bf16 where it is not supported, saying why.
+void set_attention_precision(AttnPrecision precision);
+AttnPrecision attention_precision();
+// "f32" / "bf16", and the reverse (an unknown name is an error listing both).
+const char* attention_precision_name(AttnPrecision precision);
+AttnPrecision parse_attention_precision(const std::string& name);
 
 }  // namespace ls

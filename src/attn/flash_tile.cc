@@ -18,6 +18,12 @@
 //   4. O [kRows][dim] = α·O + P·V, in column chunks of 4 vectors held in registers, V rows
 //      read in place (contiguous tiles) or from the gathered copy.
 // Fully masked (row chunk, tile) pairs are skipped.
+//
+// bf16 score products (set_attention_precision, flash.h): where the target was compiled with
+// AVX512-BF16 (the native build on such a CPU), keys are packed as bf16 pairs of adjacent
+// dimensions ([dim/2][kTile] 32-bit words) and each work item's queries are rounded to the
+// same pairs, so step 1 is one `vdpbf16ps` per two dimensions and four vectors of keys
+// instead of two FMAs; accumulation, softmax and P·V stay fp32.
 #include "attn/flash_tile.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -32,7 +38,16 @@
 #include <cmath>
 #include <limits>
 
+#include "core/half.h"
 #include "core/parallel.h"
+
+#undef LS_TILE_BF16
+#if HWY_TARGET <= HWY_AVX3 && defined(__AVX512BF16__)
+#include <immintrin.h>
+#define LS_TILE_BF16 1
+#else
+#define LS_TILE_BF16 0
+#endif
 
 HWY_BEFORE_NAMESPACE();
 namespace ls::detail {
@@ -91,6 +106,7 @@ struct Scratch {
   Buffer<float> kt;         // [dim][kTile] gathered keys, transposed
   Buffer<float> vt;         // [kTile][dim] gathered values
   Buffer<std::int32_t> key; // [kTile] key index per lane, INT32_MAX for padding
+  Buffer<std::uint32_t> qb; // [rows][dim / 2] the rows' queries as bf16 pairs (bf16 keys only)
 
   void ensure(std::int64_t rows, int dim) {
     q.ensure(rows);
@@ -105,6 +121,7 @@ struct Scratch {
     vt.ensure(std::size_t(dim) * kTile);
     key.ensure(kTile);
   }
+  void ensure_bf16(std::int64_t rows, int dim) { qb.ensure(rows * (dim / 2)); }
 };
 
 Scratch& thread_scratch() {
@@ -115,8 +132,8 @@ Scratch& thread_scratch() {
 // The rows of one work item against one key tile at a time.
 class TileRunner {
  public:
-  TileRunner(Scratch& sc, std::int64_t rows, int dim, float scale)
-      : sc_(sc), rows_(rows), dim_(dim), scale_(scale) {}
+  TileRunner(Scratch& sc, std::int64_t rows, int dim, float scale, bool bf16)
+      : sc_(sc), rows_(rows), dim_(dim), scale_(scale), bf16_(bf16) {}
 
   // kt: [dim][kTile] transposed keys; lane j's value row is v + j * v_stride; lanes outside
   // [j0, j1) hold no key. sc_.key holds each lane's key index. `full`: every lane holds a
@@ -183,14 +200,30 @@ class TileRunner {
     VF s[R][NK];
     for (int r = 0; r < R; ++r)
       for (int j = 0; j < NK; ++j) s[r][j] = hn::Zero(df);
-    const float* const* q = sc_.q.data() + r0;
-    for (int c = 0; c < dim_; ++c) {
-      const float* kc = kt + std::int64_t(c) * kTile;
-      VF k[NK];
-      for (int j = 0; j < NK; ++j) k[j] = hn::Load(df, kc + j * kLanes);
-      for (int r = 0; r < R; ++r) {
-        const VF qv = hn::Set(df, q[r][c]);
-        for (int j = 0; j < NK; ++j) s[r][j] = hn::MulAdd(qv, k[j], s[r][j]);
+    if (bf16_) {
+#if LS_TILE_BF16
+      const auto* kb = reinterpret_cast<const std::uint32_t*>(kt);
+      const std::uint32_t* qb = sc_.qb.data() + r0 * (dim_ / 2);
+      for (int c2 = 0; c2 < dim_ / 2; ++c2) {
+        const std::uint32_t* kc = kb + std::int64_t(c2) * kTile;
+        __m512bh k[NK];
+        for (int j = 0; j < NK; ++j) k[j] = (__m512bh)_mm512_loadu_si512(kc + j * kLanes);
+        for (int r = 0; r < R; ++r) {
+          const __m512bh qv = (__m512bh)_mm512_set1_epi32(int(qb[r * (dim_ / 2) + c2]));
+          for (int j = 0; j < NK; ++j) s[r][j].raw = _mm512_dpbf16_ps(s[r][j].raw, qv, k[j]);
+        }
+      }
+#endif
+    } else {
+      const float* const* q = sc_.q.data() + r0;
+      for (int c = 0; c < dim_; ++c) {
+        const float* kc = kt + std::int64_t(c) * kTile;
+        VF k[NK];
+        for (int j = 0; j < NK; ++j) k[j] = hn::Load(df, kc + j * kLanes);
+        for (int r = 0; r < R; ++r) {
+          const VF qv = hn::Set(df, q[r][c]);
+          for (int j = 0; j < NK; ++j) s[r][j] = hn::MulAdd(qv, k[j], s[r][j]);
+        }
       }
     }
 
@@ -268,29 +301,70 @@ class TileRunner {
   std::int64_t rows_;
   int dim_;
   float scale_;  // softmax scale · log2(e): scores live in the log2 domain
+  bool bf16_;    // kt holds bf16 pairs ([dim/2][kTile] words) and sc_.qb the queries' pairs
 };
 
 }  // namespace
 
 int KeyTile() { return kTile; }
 
+bool Bf16Compiled() { return LS_TILE_BF16 != 0; }
+
+// Gather offsets of one column of a full tile: lane l of vector j reads key j·kLanes + l of
+// rows `dim` floats apart.
+HWY_INLINE void tile_column_offsets(int dim, VI* offsets) {
+  const DI di;
+  for (int j = 0; j < kVecs; ++j) offsets[j] = hn::Mul(hn::Add(hn::Iota(di, 0), hn::Set(di, j * kLanes)), hn::Set(di, dim));
+}
+
+// A bf16 pair word: dimension 2c in the low half, 2c + 1 in the high half (vdpbf16ps's order).
+inline std::uint32_t bf16_pair(float even, float odd) {
+  return std::uint32_t(fp32_to_bf16(even)) | std::uint32_t(fp32_to_bf16(odd)) << 16;
+}
+
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
-// Fills packed [kv_heads][tiles][dim][kTile] (see PackedKeys).
-void PackKeys(const AttnInput& in, std::int64_t tiles, float* packed) {
+// Fills packed [kv_heads][tiles][dim][kTile] (see PackedKeys), or with `bf16` the
+// [kv_heads][tiles][dim/2][kTile] words of bf16 pairs.
+void PackKeys(const AttnInput& in, std::int64_t tiles, float* packed, bool bf16) {
   const AttnShape& s = in.shape;
-  const std::int64_t tile_floats = std::int64_t(s.dim) * kTile;
+  const std::int64_t tile_floats = std::int64_t(bf16 ? s.dim / 2 : s.dim) * kTile;
   parallel_for(std::int64_t(s.kv_heads) * tiles, [&](std::int64_t item) {
     const int g = int(item / tiles);
     const std::int64_t t = item % tiles;
+    if (bf16) {
+      auto* dst = reinterpret_cast<std::uint32_t*>(packed + item * tile_floats);  // [dim/2][kTile]
+#if LS_TILE_BF16
+      if ((t + 1) * kTile <= s.n_k) {
+        const DF df;
+        const float* k = in.k_row(g, t * kTile);
+        VI offsets[kVecs];
+        tile_column_offsets(s.dim, offsets);
+        for (int c2 = 0; c2 < s.dim / 2; ++c2)
+          for (int j = 0; j < kVecs; ++j) {
+            const __m256i even = (__m256i)_mm512_cvtneps_pbh(hn::GatherIndex(df, k + 2 * c2, offsets[j]).raw);
+            const __m256i odd = (__m256i)_mm512_cvtneps_pbh(hn::GatherIndex(df, k + 2 * c2 + 1, offsets[j]).raw);
+            const __m512i words = _mm512_or_si512(_mm512_cvtepu16_epi32(even),
+                                                  _mm512_slli_epi32(_mm512_cvtepu16_epi32(odd), 16));
+            _mm512_storeu_si512(dst + std::int64_t(c2) * kTile + j * kLanes, words);
+          }
+        return;
+      }
+#endif
+      for (int j = 0; j < kTile; ++j) {
+        const std::int64_t key = t * kTile + j;
+        const float* k = key < s.n_k ? in.k_row(g, key) : nullptr;
+        for (int c2 = 0; c2 < s.dim / 2; ++c2) dst[std::int64_t(c2) * kTile + j] = k ? bf16_pair(k[2 * c2], k[2 * c2 + 1]) : 0;
+      }
+      return;
+    }
     float* dst = packed + item * tile_floats;  // [dim][kTile]
     if ((t + 1) * kTile <= s.n_k) {
       // A full tile: gather each column of kTile keys (vector gathers beat scalar strided stores).
       const DF df;
-      const DI di;
       const float* k = in.k_row(g, t * kTile);
       VI offsets[kVecs];
-      for (int j = 0; j < kVecs; ++j) offsets[j] = hn::Mul(hn::Add(hn::Iota(di, 0), hn::Set(di, j * kLanes)), hn::Set(di, s.dim));
+      tile_column_offsets(s.dim, offsets);
       for (int c = 0; c < s.dim; ++c)
         for (int j = 0; j < kVecs; ++j)
           hn::Store(hn::GatherIndex(df, k + c, offsets[j]), df, dst + std::int64_t(c) * kTile + j * kLanes);
@@ -316,6 +390,7 @@ void AttendRows(const AttnInput& in, const PackedKeys& keys, int first_head, int
   // force_isa): abort rather than read the tiles wrongly (an exception cannot leave the
   // caller's parallel region).
   HWY_ASSERT(keys.tile_keys() == kTile);
+  HWY_ASSERT(!keys.bf16() || LS_TILE_BF16);
   const AttnShape& s = in.shape;
   const int dim = s.dim;
   const int kv = s.kv_head_of(first_head);
@@ -341,8 +416,14 @@ void AttendRows(const AttnInput& in, const PackedKeys& keys, int first_head, int
   std::fill_n(sc.o.data(), rows * dim, 0.0f);
   std::fill_n(sc.sums.data(), rows * kLanes, 0.0f);
   std::fill_n(sc.max.data(), rows, kNegInf);
+  const bool bf16 = keys.bf16();
+  if (bf16) {
+    sc.ensure_bf16(rows, dim);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (int c2 = 0; c2 < dim / 2; ++c2) sc.qb[r * (dim / 2) + c2] = bf16_pair(sc.q[r][2 * c2], sc.q[r][2 * c2 + 1]);
+  }
 
-  TileRunner runner(sc, rows, dim, s.softmax_scale() * kLog2e);
+  TileRunner runner(sc, rows, dim, s.softmax_scale() * kLog2e, bf16);
   std::int32_t* lane_key = sc.key.data();
 
   // Contiguous keys: the packed tiles in place, V rows read from the input.
@@ -367,18 +448,27 @@ void AttendRows(const AttnInput& in, const PackedKeys& keys, int first_head, int
   const auto visible_end = std::upper_bound(visible_begin, columns.end(), std::int32_t(max_hi));
   for (auto it = visible_begin; it < visible_end; it += kTile) {
     const int count = int(std::min<std::ptrdiff_t>(kTile, visible_end - it));
-    float* kt = sc.kt.data();  // [dim][kTile]
+    float* kt = sc.kt.data();  // [dim][kTile], or [dim/2][kTile] bf16 pair words
+    auto* kt_pairs = reinterpret_cast<std::uint32_t*>(kt);
     float* vt = sc.vt.data();  // [kTile][dim]
     for (int j = 0; j < kTile; ++j) {
       if (j < count) {
         const std::int32_t key = it[j];
         lane_key[j] = key;
         const float* k = in.k_row(kv, key);
-        for (int c = 0; c < dim; ++c) kt[std::int64_t(c) * kTile + j] = k[c];
+        if (bf16) {
+          for (int c2 = 0; c2 < dim / 2; ++c2) kt_pairs[std::int64_t(c2) * kTile + j] = bf16_pair(k[2 * c2], k[2 * c2 + 1]);
+        } else {
+          for (int c = 0; c < dim; ++c) kt[std::int64_t(c) * kTile + j] = k[c];
+        }
         std::copy_n(in.v_row(kv, key), dim, vt + std::int64_t(j) * dim);
       } else {
         lane_key[j] = INT32_MAX;
-        for (int c = 0; c < dim; ++c) kt[std::int64_t(c) * kTile + j] = 0.0f;
+        if (bf16) {
+          for (int c2 = 0; c2 < dim / 2; ++c2) kt_pairs[std::int64_t(c2) * kTile + j] = 0;
+        } else {
+          for (int c = 0; c < dim; ++c) kt[std::int64_t(c) * kTile + j] = 0.0f;
+        }
       }
     }
     runner.tile(kt, vt, dim, 0, count, count == kTile, it[0], it[count - 1]);
@@ -413,9 +503,14 @@ void AttendRows(const AttnInput& in, const PackedKeys& keys, int first_head, int
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
+#include <atomic>
+
+#include "core/cpu.h"
+
 namespace ls::detail {
 
 HWY_EXPORT(KeyTile);
+HWY_EXPORT(Bf16Compiled);
 HWY_EXPORT(TargetName);
 HWY_EXPORT(PackKeys);
 HWY_EXPORT(AttendRows);
@@ -424,11 +519,22 @@ int key_tile() { return HWY_DYNAMIC_DISPATCH(KeyTile)(); }
 
 const char* simd_target() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 
+namespace {
+std::atomic<bool> bf16_scores{false};
+}  // namespace
+
+bool bf16_scores_supported() { return cpu_features().avx512bf16 && HWY_DYNAMIC_DISPATCH(Bf16Compiled)(); }
+
+void set_bf16_scores(bool on) { bf16_scores.store(on); }
+
+bool bf16_scores_on() { return bf16_scores.load() && bf16_scores_supported(); }
+
 PackedKeys::PackedKeys(const AttnInput& in) {
   const AttnShape& s = in.shape;
   tile_keys_ = key_tile();
   tiles_ = (s.n_k + tile_keys_ - 1) / tile_keys_;
-  tile_floats_ = std::int64_t(s.dim) * tile_keys_;
+  bf16_ = bf16_scores_on() && s.dim % 2 == 0;
+  tile_floats_ = std::int64_t(bf16_ ? s.dim / 2 : s.dim) * tile_keys_;
   thread_local Buffer<float> reused;
   thread_local bool reused_taken = false;
   if (!reused_taken) {
@@ -439,7 +545,7 @@ PackedKeys::PackedKeys(const AttnInput& in) {
     data_ = &own_;
   }
   data_->ensure(std::size_t(s.kv_heads) * tiles_ * tile_floats_);
-  HWY_DYNAMIC_DISPATCH(PackKeys)(in, tiles_, data_->data());
+  HWY_DYNAMIC_DISPATCH(PackKeys)(in, tiles_, data_->data(), bf16_);
 }
 
 PackedKeys::~PackedKeys() {

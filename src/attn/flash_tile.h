@@ -18,6 +18,13 @@ int key_tile();
 // Name of the Highway target the kernels run (core/simd.h), e.g. "AVX3", "AVX2", "SSE4".
 const char* simd_target();
 
+// bf16 score products (flash.h, set_attention_precision): whether the running target has them
+// (compiled with AVX512-BF16 and the CPU has it), the process-wide switch, and whether the
+// next PackedKeys will use them.
+bool bf16_scores_supported();
+void set_bf16_scores(bool on);
+bool bf16_scores_on();
+
 // K of every KV head packed tile by tile and transposed so the SIMD dimension runs over keys:
 // [kv_heads][tiles][dim][tile_keys()], zero beyond n_k, tile_keys() = key_tile() when packed.
 // O(n·d), built once per call into a buffer the calling thread keeps between calls (fresh
@@ -34,9 +41,13 @@ class PackedKeys {
   }
   std::int64_t tiles() const { return tiles_; }
   int tile_keys() const { return tile_keys_; }
+  // Packed as bf16 pairs ([dim/2][key_tile()] 32-bit words per tile): bf16_scores_on() held
+  // when the keys were packed.
+  bool bf16() const { return bf16_; }
 
  private:
   int tile_keys_ = 0;
+  bool bf16_ = false;
   std::int64_t tiles_ = 0;
   std::int64_t tile_floats_ = 0;
   Buffer<float>* data_ = nullptr;  // [kv_heads][tiles][dim][key_tile]: the thread's buffer or own_

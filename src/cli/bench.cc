@@ -249,6 +249,9 @@ void setup_bench(CLI::App& app) {
   attention->add_option("--sgemm-size", opt->sgemm_size, "M = N = K of the roofline sgemm")->capture_default_str();
   attention->add_option("--quality", opt->quality_rows, "Sampled rows per head for recall / error (0: off)")
       ->capture_default_str();
+  auto precision = std::make_shared<std::string>("f32");
+  attention->add_option("--attn-precision", *precision, "score products Q·Kᵀ: f32 | bf16 (AVX512-BF16)")
+      ->capture_default_str();
   auto qkv = std::make_shared<std::string>();
   auto check = std::make_shared<bool>(false);
   auto save_plan = std::make_shared<std::string>();
@@ -257,7 +260,8 @@ void setup_bench(CLI::App& app) {
   attention->add_flag("--check", *check, "With --qkv: measure recall and rel_err on sampled rows");
   attention->add_option("--save-plan", *save_plan,
                         "With --qkv and one --plan: write the plan's CSR form to FILE.npz (docs/capture.md)");
-  attention->callback([opt, qkv, check, save_plan, attention] {
+  attention->callback([opt, qkv, check, save_plan, attention, precision] {
+    set_attention_precision(parse_attention_precision(*precision));
     if (!qkv->empty())
       for (const char* name : {"--n", "--heads", "--kv-heads", "--dim", "--window", "--compare-dense", "--roofline"})
         LS_CHECK(attention->get_option(name)->count() == 0,

@@ -250,6 +250,10 @@ std::vector<std::string> split_decode_list(const std::string& decode) {
 }
 
 void add_cache_options(CLI::App& app, CacheOptions& o, bool auto_ubatch) {
+  app.add_option("--attn-precision", o.attn_precision,
+                 "score products Q·Kᵀ of prefill attention: f32, or bf16 (AVX512-BF16; docs/attention.md)")
+      ->capture_default_str()
+      ->each([](const std::string& name) { set_attention_precision(parse_attention_precision(name)); });
   app.add_option("--cache-type-k", o.cache_type_k, "KV cache type of keys (-ctk): f32, f16, bf16, q8_0")
       ->capture_default_str();
   app.add_option("--cache-type-v", o.cache_type_v, "KV cache type of values (-ctv): f32, f16, bf16, q8_0")

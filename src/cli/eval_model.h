@@ -51,6 +51,7 @@ struct CacheOptions {
   static constexpr std::int64_t kAuto = -1;
   std::string cache_type_k = "f16", cache_type_v = "f16";  // KV cache element types (kv/kv_type.h)
   std::int64_t ubatch = 0;                                  // prefill chunk; 0: the whole prompt
+  std::string attn_precision = "f32";  // --attn-precision (attn/flash.h), applied as it is parsed
 };
 // run's chunk for a dense prefill when --ubatch is not given: llama.cpp's default -ub. As fast
 // as one batch (docs/model.md) and it bounds the activations: at 32k tokens on Gemma 3, one
@@ -64,7 +65,7 @@ inline std::int64_t resolve_ubatch(std::int64_t requested, bool sparse, bool con
   if (requested != CacheOptions::kAuto) return requested;
   return sparse || context_parallel ? 0 : kDenseUbatch;
 }
-// Declares --cache-type-k (-ctk), --cache-type-v (-ctv) and --ubatch (-ub) on `app`. With
+// Declares --cache-type-k (-ctk), --cache-type-v (-ctv), --ubatch (-ub) and --attn-precision on `app`. With
 // `auto_ubatch`, ubatch starts as CacheOptions::kAuto and the help says what run chooses.
 void add_cache_options(CLI::App& app, CacheOptions& o, bool auto_ubatch = false);
 

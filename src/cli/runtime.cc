@@ -49,6 +49,7 @@ nlohmann::json kernels_json() {
       {"cpu", cpu_name()},
       {"matmul", int8_kernel_name()},
       {"attention", attention_simd_target()},
+      {"attention_scores", attention_precision_name(attention_precision())},
       {"estimate", estimate::score_precision()},
       {"blas_core", openblas_get_corename()},
   };
@@ -59,8 +60,9 @@ nlohmann::json kernels_json() {
 
 std::string kernels_line() {
   const char* replaced = std::getenv("LONGSPARSE_REPLACED_BLAS_CORETYPE");
-  return fmt::format("cpu {}; matmul int8 {}; attention {}; estimates {}; BLAS core {}{}; OpenMP wait {}", cpu_name(),
-                     int8_kernel_name(), attention_simd_target(), estimate::score_precision(),
+  return fmt::format("cpu {}; matmul int8 {}; attention {} (scores {}); estimates {}; BLAS core {}{}; OpenMP wait {}",
+                     cpu_name(), int8_kernel_name(), attention_simd_target(),
+                     attention_precision_name(attention_precision()), estimate::score_precision(),
                      openblas_get_corename(),
                      replaced ? fmt::format(" (replacing OPENBLAS_CORETYPE={})", replaced) : std::string(), omp_wait());
 }

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "attn/flash.h"
 #include "core/error.h"
 #include "model/model_path.h"
 
@@ -114,6 +115,23 @@ TEST(RunCli, CacheTypesAndUbatch) {
   EXPECT_EQ(ja["layer_pattern"], std::string(30, 'G'));
   // q8_0 keys + bf16 values: 2 × 34 + 128 bytes per row, 30 layers × 3 KV heads.
   EXPECT_EQ(ja["kv_bytes_allocated"].get<std::int64_t>() % (30 * 3 * (68 + 128)), 0);
+}
+
+// --attn-precision: an unknown name is an error listing the valid ones; bf16 (where the CPU
+// and build have it, else an error saying what is missing) lands in --json's kernels.
+TEST(RunCli, AttentionPrecision) {
+  const Result bad = run_cli("-m smollm2 -p hi -n 1 --attn-precision fp8");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_THAT(bad.output, testing::HasSubstr("valid: f32, bf16"));
+  if (!model_cached()) GTEST_SKIP() << "model not cached; run scripts/fetch-model smollm2";
+  const Result r = ls::testing::run_longsparse("run -p \"The capital of France is\" -n 2 --temp 0 --json --attn-precision bf16", "", false);
+  if (!ls::attention_bf16_supported()) {
+    EXPECT_EQ(r.status, 1);
+    EXPECT_THAT(r.output, testing::HasSubstr("AVX512-BF16"));
+    return;
+  }
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(r.output)["kernels"]["attention_scores"], "bf16");
 }
 
 // --decode: a selector's summaries and what it attended land in --json; bad specs and a

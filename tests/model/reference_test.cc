@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "attn/flash.h"
 #include "core/cpu.h"
 #include "core/error.h"
 #include "model/gguf.h"
@@ -47,6 +48,9 @@ struct ReferenceCase {
   // that every path passes (skipped where the CPU cannot run it).
   const char* isa = nullptr;
   std::size_t max_prompt_tokens = std::size_t(1) << 30;  // longer prompts are left out
+  // Attention's score products in bf16 (attn/flash.h), under the same tolerances; skipped
+  // where the CPU or the build has no AVX512-BF16.
+  bool bf16_scores = false;
 };
 
 // The generic (portable C++) kernels are ~50x slower than the SIMD ones: the prompts up to
@@ -57,6 +61,8 @@ const ReferenceCase kCases[] = {
     {"smollm2", "smollm2_reference.json", 0.6, 0.1, 1u << 20, "avx2"},
     {"gemma3", "gemma3_reference.json", 1.0, 0.5, 4096, "avx2"},
     {"smollm2", "smollm2_reference.json", 0.6, 0.1, 1u << 20, "generic", 500},
+    {"smollm2", "smollm2_reference.json", 0.6, 0.1, 1u << 20, nullptr, std::size_t(1) << 30, true},
+    {"gemma3", "gemma3_reference.json", 1.0, 0.5, 4096, nullptr, std::size_t(1) << 30, true},
 };
 
 struct Loaded {
@@ -96,9 +102,14 @@ class ModelReference : public testing::TestWithParam<ReferenceCase> {
       if (!cpu_runs(isa)) GTEST_SKIP() << "this CPU cannot run " << GetParam().isa;
       previous_isa_ = force_isa(isa);
     }
+    if (GetParam().bf16_scores) {
+      if (!attention_bf16_supported()) GTEST_SKIP() << "no AVX512-BF16 in this CPU or build";
+      set_attention_precision(AttnPrecision::Bf16);
+    }
   }
   void TearDown() override {
     if (previous_isa_) force_isa(*previous_isa_);
+    set_attention_precision(AttnPrecision::F32);
   }
   std::optional<Isa> previous_isa_;
   Transformer* model_ = nullptr;
@@ -233,6 +244,7 @@ INSTANTIATE_TEST_SUITE_P(Models, ModelReference, testing::ValuesIn(kCases),
                          [](const testing::TestParamInfo<ReferenceCase>& info) {
                            std::string name = info.param.model;
                            if (info.param.isa) name += std::string("_") + info.param.isa;
+                           if (info.param.bf16_scores) name += "_bf16";
                            std::replace(name.begin(), name.end(), '-', '_');
                            return name;
                          });
