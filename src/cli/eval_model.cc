@@ -204,6 +204,7 @@ class ModelGenerator : public eval::Generator {
       r.decode_keys_attended = out.keys_attended_per_head();
       r.decode_attention_ms_per_token =
           out.decode_stats.steps ? out.decode_stats.attention_ms / double(out.decode_stats.steps) : 0.0;
+      if (attention_precision() == AttnPrecision::Bf16) r.attention_scores = "bf16";
       if (context_ && context_->parallel().mode() == ContextMode::Star)
         r.density = context_->parallel().layout().density();  // star's phase 1 is its sparsity
       if (attention_ && attention_->planned_layers() > 0) {

@@ -42,6 +42,7 @@ json to_json(const ResultRecord& r) {
   j["depth"] = r.depth ? json(*r.depth) : json(nullptr);
   j["model"] = r.model;
   if (!r.estimate_precision.empty()) j["estimate_precision"] = r.estimate_precision;
+  if (!r.attention_scores.empty()) j["attention_scores"] = r.attention_scores;
   return j;
 }
 
@@ -92,6 +93,7 @@ ResultRecord result_from_json(const json& j, const std::string& where) {
   if (j.contains("depth") && !j["depth"].is_null()) r.depth = number(j, "depth", where);
   if (j.contains("model")) r.model = get<std::string>(j, "model", where);
   if (j.contains("estimate_precision")) r.estimate_precision = get<std::string>(j, "estimate_precision", where);
+  if (j.contains("attention_scores")) r.attention_scores = get<std::string>(j, "attention_scores", where);
   return r;
 }
 

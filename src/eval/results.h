@@ -31,6 +31,8 @@ struct ResultRecord {
   std::string model;
   // "amx-bf16", "avx512-bf16" or "fp32" for sparse prefills; empty for dense or older files
   std::string estimate_precision;
+  // "bf16" when attention's score products ran in bf16 (--attn-precision); empty: fp32
+  std::string attention_scores;
 };
 
 // "prefill=<spec> decode=<spec>[ dense_layers=<list>][ policy=<file>]": the key that, with

@@ -105,6 +105,7 @@ EvalStats run_eval(const std::vector<TaskSample>& samples, Generator& generator,
       r.attention_ms = out.attention_ms;
       r.estimate_ms = out.estimate_ms;
       r.estimate_precision = out.estimate_precision;
+      r.attention_scores = out.attention_scores;
       r.density = out.density;
       r.decode_ms_per_token = out.decode_ms_per_token;
       r.decode_keys_attended = out.decode_keys_attended;

@@ -25,6 +25,7 @@ struct GenerationResult {
   double decode_attention_ms_per_token = 0;  // selection + attention, all layers
   // of a sparse prefill's estimates: "amx-bf16", "avx512-bf16" or "fp32"; empty if dense
   std::string estimate_precision;
+  std::string attention_scores;  // "bf16" when attention's Q·K products ran in bf16; empty: fp32
 };
 
 class Generator {

@@ -29,6 +29,7 @@ class FakeGenerator : public Generator {
     r.text = even ? " the answer is " + std::string(1, prompt.back()) + "000" : " no idea";
     r.prefill_ms = 10, r.attention_ms = 4, r.density = 0.5, r.decode_ms_per_token = 2;
     r.estimate_precision = "amx-bf16";
+    r.attention_scores = "bf16";
     return r;
   }
   std::string method() const override { return method_; }
@@ -46,11 +47,12 @@ std::vector<TaskSample> samples(int n) {
   std::vector<TaskSample> out;
   for (int i = 0; i < n; ++i) {
     TaskSample s;
-    s.id = "s" + std::to_string(i);
+    // (append, not "literal" + std::string: GCC 12 warns falsely about that with -O2)
+    s.id = std::string("s").append(std::to_string(i));
     s.task = i < n / 2 ? "alpha" : "beta";
     s.length = 1024;
-    s.input = "question " + std::to_string(i);
-    s.answer_prefix = " digit " + std::to_string(i % 10);
+    s.input = std::string("question ").append(std::to_string(i));
+    s.answer_prefix = std::string(" digit ").append(std::to_string(i % 10));
     s.answers = {std::to_string(i % 10) + "000"};
     s.gen_tokens = 9;
     out.push_back(s);
@@ -80,6 +82,7 @@ TEST(Runner, ScoresAndWritesOneLinePerSample) {
     EXPECT_DOUBLE_EQ(records[i].density, 0.5);
     EXPECT_EQ(records[i].method, "prefill=dense decode=dense");
     EXPECT_EQ(records[i].estimate_precision, "amx-bf16");  // carried from the generator to the file
+    EXPECT_EQ(records[i].attention_scores, "bf16");
   }
   // The generator saw the formatted prompt: input then answer prefix.
   EXPECT_EQ(g.seen.count("question 3 digit 3"), 1u);
